@@ -1,0 +1,123 @@
+"""Library commands: ingest, search, stats, show."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..retrieval import Filters
+from .common import (
+    ChromaUrlOpt,
+    EmbeddingOpt,
+    JsonOpt,
+    KOpt,
+    StoreOpt,
+    app,
+    fail,
+    friendly_errors,
+    open_library,
+    print_json,
+)
+
+
+@app.command()
+@friendly_errors
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or directories: .txt page dumps, .jsonl, .json, .csv, .bib.")],
+    store: StoreOpt = None,
+    chroma_url: ChromaUrlOpt = None,
+    embedding_model: EmbeddingOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add papers to the store. Unchanged papers are not re-embedded."""
+    library = open_library(store=store, chroma_url=chroma_url, embedding_model=embedding_model)
+    report = library.ingest(paths, show_progress=not as_json)
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        for error in report.errors:
+            typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+        for problem in report.problems:
+            typer.secho(f"skipped: {problem}", fg=typer.colors.YELLOW, err=True)
+        typer.echo(
+            f"{len(report.files)} file(s) read: {report.added} added, {report.updated} updated, "
+            f"{report.metadata_only} with new sources, {report.unchanged} unchanged "
+            f"({report.embedded} embedded). Store: {library.store.location} ({library.count()} papers)."
+        )
+    if not report.files:
+        raise typer.Exit(1)  # nothing could be read at all
+
+
+@app.command()
+@friendly_errors
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    k: KOpt = 10,
+    source: Annotated[str | None, typer.Option(help="Only papers from this source file.")] = None,
+    date: Annotated[str | None, typer.Option(help="Only papers with this page date label, e.g. 'Mar 13'.")] = None,
+    has_code: Annotated[bool | None, typer.Option("--has-code/--no-code", help="Only papers with (or without) a code link.")] = None,
+    mmr: Annotated[bool, typer.Option(help="Diversify results (maximal marginal relevance).")] = False,
+    mode: Annotated[str, typer.Option(help="hybrid, dense or bm25.")] = "hybrid",
+    store: StoreOpt = None,
+    chroma_url: ChromaUrlOpt = None,
+    embedding_model: EmbeddingOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ranked papers for a query (hybrid dense + BM25)."""
+    if mode not in ("hybrid", "dense", "bm25"):
+        fail(f"--mode must be hybrid, dense or bm25, not {mode!r}")
+    library = open_library(store=store, chroma_url=chroma_url, embedding_model=embedding_model)
+    hits = library.search(query, k, filters=Filters(source, date, has_code), mmr=mmr, mode=mode)  # type: ignore[arg-type]
+    if as_json:
+        print_json([hit.to_dict() for hit in hits])
+        return
+    if not hits:
+        typer.echo("No paper matches.")
+    for hit in hits:
+        link = f"\n      code: {hit.paper.code_url}" if hit.paper.code_url else ""
+        typer.echo(f"{hit.rank:>3}. [{hit.similarity:.3f}] {hit.paper.title}\n      id: {hit.paper.id}{link}")
+
+
+@app.command()
+@friendly_errors
+def stats(store: StoreOpt = None, chroma_url: ChromaUrlOpt = None, as_json: JsonOpt = False) -> None:
+    """Counts of papers, sources and code links; where the store is."""
+    library = open_library(store=store, chroma_url=chroma_url)
+    data = library.stats()
+    if as_json:
+        print_json(data)
+        return
+    typer.echo(f"papers:          {data['papers']}")
+    typer.echo(f"with code:       {data['with_code']}")
+    typer.echo(f"source files:    {data['sources']}")
+    typer.echo(f"store:           {data['store']}")
+    typer.echo(f"embedding model: {data['embedding_model']}")
+    if data["papers"] == 0:
+        typer.echo("The store is empty: run `assistant ingest PATH`.")
+
+
+@app.command()
+@friendly_errors
+def show(
+    paper_id: Annotated[str, typer.Argument(help="Paper id, as printed by search.")],
+    store: StoreOpt = None,
+    chroma_url: ChromaUrlOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print one paper."""
+    library = open_library(store=store, chroma_url=chroma_url)
+    paper = library.get(paper_id)
+    if paper is None:
+        fail(f"no paper with id {paper_id!r}; `assistant search` prints ids")
+        return
+    if as_json:
+        print_json(paper.to_dict())
+        return
+    typer.echo(paper.title)
+    typer.echo(f"id: {paper.id}   date: {paper.date or '-'}   sources: {', '.join(paper.sources)}")
+    if paper.urls:
+        typer.echo("links: " + "  ".join(paper.urls))
+    typer.echo("")
+    typer.echo(paper.abstract)

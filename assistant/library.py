@@ -1,0 +1,242 @@
+"""The shared Python API: the CLI and the UI are thin layers over :class:`Library`.
+
+A Library owns one store, one embedder and (lazily) one LLM for the whole process,
+so models load once and every job sees the same index.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .embeddings import Embedder, get_embedder
+from .lexical import LexicalIndex, index_dir
+from .readers import Problem, read_paths
+from .records import Paper
+from .retrieval import Filters, Hit, Mode, Retriever
+from .settings import Settings
+from .store import PaperStore, Rows
+
+Progress = Callable[[int, int, str], None]  # (done, total, what)
+
+
+class EmptyStore(Exception):
+    """Searching before anything was ingested: tell the user how to fix it."""
+
+
+@dataclass
+class IngestReport:
+    files: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # files that could not be read
+    problems: list[Problem] = field(default_factory=list)  # records skipped
+    added: int = 0
+    updated: int = 0  # content changed: re-embedded
+    metadata_only: int = 0  # e.g. the paper was seen in one more file
+    unchanged: int = 0
+    embedded: int = 0  # texts sent to the embedder
+
+    @property
+    def papers_read(self) -> int:
+        return self.added + self.updated + self.metadata_only + self.unchanged
+
+    def to_dict(self) -> dict:
+        return {
+            "files": self.files,
+            "errors": self.errors,
+            "problems": [str(p) for p in self.problems],
+            "added": self.added,
+            "updated": self.updated,
+            "metadata_only": self.metadata_only,
+            "unchanged": self.unchanged,
+            "embedded": self.embedded,
+        }
+
+
+class Library:
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+        self._lock = threading.RLock()
+        self._store: PaperStore | None = None
+        self._lexical: LexicalIndex | None = None
+        self._catalog: tuple[str, list[Paper]] | None = None
+        self._llm = None
+
+    # --- components, created on first use -----------------------------------------
+
+    @property
+    def store(self) -> PaperStore:
+        with self._lock:
+            if self._store is None:
+                self._store = PaperStore(self.settings)
+            return self._store
+
+    @property
+    def embedder(self) -> Embedder:
+        return get_embedder(self.settings.embedding_model, self.settings.embedding_batch_size)
+
+    @property
+    def retriever(self) -> Retriever:
+        return Retriever(self.settings, self.store, self.embedder, self._lexical_index())
+
+    @property
+    def llm(self):
+        """The configured LLM backend, loaded once per process on first use."""
+        from .llm import get_llm
+
+        with self._lock:
+            if self._llm is None:
+                self._llm = get_llm(self.settings)
+            return self._llm
+
+    def _lexical_index(self) -> LexicalIndex | None:
+        with self._lock:
+            generation = self.store.generation
+            if self._lexical is not None and self._lexical.generation == generation:
+                return self._lexical
+            directory = index_dir(self.settings.store_dir, self.store.location, self.settings.collection)
+            loaded = LexicalIndex.load(directory)
+            if loaded is None or loaded.generation != generation:
+                loaded = self._rebuild_lexical(directory, generation)
+            self._lexical = loaded
+            return loaded
+
+    def _rebuild_lexical(self, directory: Path, generation: str) -> LexicalIndex | None:
+        rows = self.store.all_rows()
+        if not rows.ids:
+            return None
+        titles = [meta.get("title", "") for meta in rows.metadatas]
+        index = LexicalIndex.build(rows.ids, rows.documents, titles, generation)
+        try:
+            index.save(directory)
+        except OSError:
+            pass  # a read-only store still searches, with the index rebuilt in memory
+        return index
+
+    # --- ingest --------------------------------------------------------------------
+
+    def ingest(self, paths: Iterable[str | Path], progress: Progress | None = None, show_progress: bool = False) -> IngestReport:
+        """Read files and add their papers; only new or changed abstracts are embedded."""
+        result = read_paths(paths)
+        report = self.ingest_papers(result.papers, progress=progress, show_progress=show_progress)
+        report.files, report.errors, report.problems = result.files, result.errors, result.problems
+        return report
+
+    def ingest_papers(self, papers: list[Paper], progress: Progress | None = None, show_progress: bool = False) -> IngestReport:
+        """Embed first, write last: an interruption before the write changes nothing,
+        and the write itself is all-or-nothing (see PaperStore.write)."""
+        report = IngestReport()
+        with self._lock:
+            existing = self._existing_records([p.id for p in papers])
+            to_embed: list[Paper] = []
+            keep_vector: list[Paper] = []
+            for paper in papers:
+                old = existing.get(paper.id)
+                if old is None:
+                    report.added += 1
+                    to_embed.append(paper)
+                    continue
+                # Seen before in other files: keep those sources too.
+                paper.sources = [s for s in old.sources if s not in paper.sources] + paper.sources
+                paper.date = paper.date or old.date
+                if old.content_hash != paper.content_hash:
+                    report.updated += 1
+                    to_embed.append(paper)
+                elif old.to_metadata() != paper.to_metadata():
+                    report.metadata_only += 1
+                    keep_vector.append(paper)
+                else:
+                    report.unchanged += 1
+            vectors = self._embed([p.document for p in to_embed], progress, show_progress)
+            report.embedded = len(to_embed)
+            rows = Rows()
+            for paper, vector in zip(to_embed, vectors):
+                rows.add(paper.id, vector, paper.document, paper.to_metadata())
+            if keep_vector:
+                stored = self.store.embeddings([p.id for p in keep_vector])
+                for paper in keep_vector:
+                    rows.add(paper.id, stored[paper.id], paper.document, paper.to_metadata())
+            if rows.ids:
+                if progress:
+                    progress(len(to_embed), len(to_embed), "writing the index")
+                self.store.write(rows)
+                self._lexical_index()  # rebuild BM25 now, not on the user's first search
+        return report
+
+    def _existing_records(self, ids: list[str]) -> dict[str, Paper]:
+        found: dict[str, Paper] = {}
+        for start in range(0, len(ids), 500):
+            found.update(self.store.papers(ids[start : start + 500]))
+        return found
+
+    def _embed(self, texts: list[str], progress: Progress | None, show_progress: bool):
+        batch = self.settings.embedding_batch_size
+        vectors = []
+        with tqdm(total=len(texts), desc="Embedding", unit="paper", disable=not show_progress or not texts) as bar:
+            for start in range(0, len(texts), batch):
+                vectors.extend(self.embedder.embed(texts[start : start + batch]))
+                bar.update(min(batch, len(texts) - start))
+                if progress:
+                    progress(min(start + batch, len(texts)), len(texts), "embedding")
+        return vectors
+
+    # --- reading -------------------------------------------------------------------
+
+    def count(self) -> int:
+        return self.store.count()
+
+    def search(
+        self,
+        query: str,
+        k: int | None = None,
+        *,
+        filters: Filters | None = None,
+        mmr: bool = False,
+        mode: Mode = "hybrid",
+    ) -> list[Hit]:
+        query = (query or "").strip()
+        if not query:
+            raise ValueError("the query is empty: type what you are looking for")
+        if self.count() == 0:
+            raise EmptyStore(
+                f"the store at {self.store.location} is empty: run `assistant ingest PATH` "
+                f"(e.g. `assistant ingest {self.settings.corpus_dir}`) first"
+            )
+        return self.retriever.search(query, k, filters=filters, mmr=mmr, mode=mode)
+
+    def get(self, paper_id: str) -> Paper | None:
+        return self.store.papers([paper_id]).get(paper_id)
+
+    def related(self, paper_id: str, k: int = 5) -> list[Hit]:
+        return self.retriever.related(paper_id, k)
+
+    def catalog(self) -> list[Paper]:
+        """Every paper, sorted by title; cached until the store changes."""
+        with self._lock:
+            generation = self.store.generation
+            if self._catalog is None or self._catalog[0] != generation:
+                rows = self.store.all_rows()
+                papers = sorted((Paper.from_metadata(m) for m in rows.metadatas), key=lambda p: p.title.lower())
+                self._catalog = (generation, papers)
+            return self._catalog[1]
+
+    def stats(self) -> dict:
+        papers = self.catalog()
+        sources = sorted({s for p in papers for s in p.sources})
+        return {
+            "papers": len(papers),
+            "sources": len(sources),
+            "source_files": sources,
+            "with_code": sum(1 for p in papers if p.code_url),
+            "store": self.store.location,
+            "collection": self.settings.collection,
+            "embedding_model": self.embedder_name(),
+        }
+
+    def embedder_name(self) -> str:
+        from .embeddings import default_embedding_model
+
+        return self.settings.embedding_model or default_embedding_model()

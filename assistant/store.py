@@ -1,0 +1,174 @@
+"""The Chroma collection of papers: local (PersistentClient) or remote (HttpClient).
+
+Writes go through :meth:`PaperStore.write`, which journals the rows it replaces and puts
+them back if anything (an exception, Ctrl-C) stops it halfway: a failed ingest leaves
+the store as it was.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import urlparse
+
+import numpy as np
+
+from .records import Paper
+from .settings import Settings
+
+_WRITE_BATCH = 256
+_GENERATION_KEY = "generation"
+
+
+class StoreError(Exception):
+    """The store cannot be opened or written: message says where and why."""
+
+
+@dataclass
+class Rows:
+    """Rows as Chroma takes them; also the rollback journal of a write."""
+
+    ids: list[str] = field(default_factory=list)
+    embeddings: list[np.ndarray] = field(default_factory=list)
+    documents: list[str] = field(default_factory=list)
+    metadatas: list[dict] = field(default_factory=list)
+
+    def add(self, id: str, embedding: np.ndarray, document: str, metadata: dict) -> None:
+        self.ids.append(id)
+        self.embeddings.append(np.asarray(embedding, dtype=np.float32))
+        self.documents.append(document)
+        self.metadatas.append(metadata)
+
+    def batches(self, size: int = _WRITE_BATCH) -> Iterable["Rows"]:
+        for start in range(0, len(self.ids), size):
+            end = start + size
+            yield Rows(self.ids[start:end], self.embeddings[start:end], self.documents[start:end], self.metadatas[start:end])
+
+
+def _open_client(settings: Settings):
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    if settings.chroma_url:
+        url = urlparse(settings.chroma_url)
+        if not url.hostname:
+            raise StoreError(f"--chroma-url {settings.chroma_url!r} is not a URL like http://host:port")
+        try:
+            return chromadb.HttpClient(
+                host=url.hostname,
+                port=url.port or (443 if url.scheme == "https" else 8000),
+                ssl=url.scheme == "https",
+                settings=chroma_settings,
+            )
+        except Exception as exc:
+            raise StoreError(f"cannot reach the Chroma server at {settings.chroma_url}: {exc}") from exc
+    path = settings.chroma_dir
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+    except Exception as exc:
+        raise StoreError(f"cannot open the store at {path}: {exc}") from exc
+
+
+class PaperStore:
+    """One Chroma collection of papers with precomputed embeddings (never Chroma's own)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.location = settings.chroma_url or str(settings.chroma_dir)
+        self._client = _open_client(settings)
+        try:
+            self._collection = self._client.get_or_create_collection(
+                name=settings.collection,
+                embedding_function=None,
+                configuration={"hnsw": {"space": "cosine"}},
+            )
+        except Exception as exc:
+            raise StoreError(f"cannot open collection {settings.collection!r} in {self.location}: {exc}") from exc
+
+    # --- reading ------------------------------------------------------------------
+
+    def count(self) -> int:
+        return self._collection.count()
+
+    @property
+    def generation(self) -> str:
+        """Changes on every successful write; the BM25 index records it to detect staleness."""
+        metadata = self._collection.metadata or {}
+        return str(metadata.get(_GENERATION_KEY, ""))
+
+    def get(self, ids: Sequence[str], with_embeddings: bool = False) -> Rows:
+        if not ids:
+            return Rows()
+        include = ["documents", "metadatas"] + (["embeddings"] if with_embeddings else [])
+        found = self._collection.get(ids=list(ids), include=include)
+        embeddings = found.get("embeddings") if with_embeddings else None
+        rows = Rows()
+        for index, id in enumerate(found["ids"]):
+            vector = embeddings[index] if embeddings is not None else np.zeros(0)
+            rows.add(id, vector, found["documents"][index], found["metadatas"][index])
+        return rows
+
+    def papers(self, ids: Sequence[str]) -> dict[str, Paper]:
+        rows = self.get(ids)
+        return {id: Paper.from_metadata(meta) for id, meta in zip(rows.ids, rows.metadatas)}
+
+    def all_rows(self, page: int = 1000) -> Rows:
+        """Every row without embeddings, paged so a big remote collection is not one request."""
+        rows = Rows()
+        offset = 0
+        while True:
+            found = self._collection.get(include=["documents", "metadatas"], limit=page, offset=offset)
+            for id, document, meta in zip(found["ids"], found["documents"], found["metadatas"]):
+                rows.add(id, np.zeros(0), document, meta)
+            if len(found["ids"]) < page:
+                return rows
+            offset += page
+
+    def embeddings(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        rows = self.get(ids, with_embeddings=True)
+        return dict(zip(rows.ids, rows.embeddings))
+
+    def nearest(self, vector: np.ndarray, n: int, where: dict | None = None) -> list[tuple[str, float]]:
+        """(id, cosine similarity) best first."""
+        total = self.count()
+        if total == 0:
+            return []
+        result = self._collection.query(
+            query_embeddings=[np.asarray(vector, dtype=np.float32)],
+            n_results=min(n, total),
+            where=where or None,
+            include=["distances"],
+        )
+        return [(id, 1.0 - float(distance)) for id, distance in zip(result["ids"][0], result["distances"][0])]
+
+    # --- writing ------------------------------------------------------------------
+
+    def write(self, rows: Rows) -> None:
+        """Upsert rows all-or-nothing: on any failure the replaced rows are restored."""
+        if not rows.ids:
+            return
+        journal = self.get(rows.ids, with_embeddings=True)
+        previously_absent = [id for id in rows.ids if id not in set(journal.ids)]
+        try:
+            for batch in rows.batches():
+                self._collection.upsert(
+                    ids=batch.ids, embeddings=batch.embeddings, documents=batch.documents, metadatas=batch.metadatas
+                )
+            self._collection.modify(metadata={_GENERATION_KEY: uuid.uuid4().hex})
+        except BaseException as failure:  # Ctrl-C included: restore, then let it propagate
+            self._restore(journal, previously_absent)
+            if isinstance(failure, Exception):
+                raise StoreError(f"writing to {self.location} failed, nothing was changed: {failure}") from failure
+            raise
+
+    def _restore(self, journal: Rows, previously_absent: list[str]) -> None:
+        if previously_absent:
+            for start in range(0, len(previously_absent), _WRITE_BATCH):
+                self._collection.delete(ids=previously_absent[start : start + _WRITE_BATCH])
+        for batch in journal.batches():
+            self._collection.upsert(
+                ids=batch.ids, embeddings=batch.embeddings, documents=batch.documents, metadatas=batch.metadatas
+            )
