@@ -174,7 +174,7 @@ def _paper_from_mapping(data: object, source: str, line: int) -> Paper | Problem
     missing = [name for name, value in (("title", title), ("abstract", abstract)) if not value]
     if missing:
         return Problem(source, line, f"missing {' and '.join(missing)}")
-    authors = data.get("authors") or ""
+    authors = data.get("authors") or data.get("author") or ""  # BibTeX says "author"
     if isinstance(authors, list):
         authors = "; ".join(str(a) for a in authors)
     return Paper(

@@ -151,7 +151,8 @@ class PaperStore:
         if not rows.ids:
             return
         journal = self.get(rows.ids, with_embeddings=True)
-        previously_absent = [id for id in rows.ids if id not in set(journal.ids)]
+        present = set(journal.ids)
+        previously_absent = [id for id in rows.ids if id not in present]
         try:
             for batch in rows.batches():
                 self._collection.upsert(
@@ -169,6 +170,14 @@ class PaperStore:
             for start in range(0, len(previously_absent), _WRITE_BATCH):
                 self._collection.delete(ids=previously_absent[start : start + _WRITE_BATCH])
         for batch in journal.batches():
+            # Chroma merges metadata on upsert: keys the failed write added (e.g. a new
+            # `src:` flag) survive unless set to None explicitly.
+            current = self._collection.get(ids=batch.ids, include=["metadatas"])
+            now = {id: meta or {} for id, meta in zip(current["ids"], current["metadatas"])}
+            metadatas = [
+                {**{key: None for key in now.get(id, {}) if key not in meta}, **meta}
+                for id, meta in zip(batch.ids, batch.metadatas)
+            ]
             self._collection.upsert(
-                ids=batch.ids, embeddings=batch.embeddings, documents=batch.documents, metadatas=batch.metadatas
+                ids=batch.ids, embeddings=batch.embeddings, documents=batch.documents, metadatas=metadatas
             )

@@ -1,0 +1,234 @@
+"""The answer pipeline: retrieve → pick evidence → generate → verify → cite.
+
+Correctness never rests on the model: what reaches the user is either a sentence the
+verifier matched to the abstract it cites, or a quoted evidence sentence (extractive
+fallback), or an abstention naming the nearest titles.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from . import prompts
+from .citations import CheckedSentence, CitedText, Verifier, extractive, render
+from .evidence import EvidenceSentence, SourceSet
+from .library import Library
+from .llm import Request
+from .retrieval import Filters, Hit
+
+_FOLLOW_UP = re.compile(
+    r"\b(it|its|it's|they|their|them|this|that|these|those|the (paper|method|model|approach|authors?|work))\b"
+    r"|^(what|how) about\b|^and\b",
+    re.IGNORECASE,
+)
+
+
+@dataclass
+class Turn:
+    """What a follow-up question needs from the previous exchange."""
+
+    question: str
+    answer: str
+    cited_titles: list[str] = field(default_factory=list)
+    query: str = ""
+
+
+@dataclass
+class AnswerResult:
+    question: str
+    query: str  # the standalone query used for retrieval
+    answer: str = ""
+    abstained: bool = False
+    mode: str = "generated"  # generated | extractive | abstained
+    cited: CitedText | None = None
+    hits: list[Hit] = field(default_factory=list)
+    sources: SourceSet | None = None
+    raw: str = ""  # what the model wrote, before verification
+    model: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def citations(self):
+        return self.cited.citations if self.cited else []
+
+    @property
+    def references(self):
+        return self.cited.references if self.cited else []
+
+    def to_turn(self) -> Turn:
+        return Turn(self.question, self.answer, [r.title for r in self.references], self.query)
+
+    def text_with_references(self) -> str:
+        if not self.references:
+            return self.answer
+        return self.answer + "\n\nReferences\n" + "\n".join(r.line() for r in self.references)
+
+    def to_dict(self) -> dict:
+        return {
+            "question": self.question,
+            "query": self.query,
+            "answer": self.answer,
+            "abstained": self.abstained,
+            "mode": self.mode,
+            "citations": [c.to_dict() for c in self.citations],
+            "references": [r.to_dict() for r in self.references],
+            "dropped": self.cited.dropped if self.cited else [],
+            "removed_citations": self.cited.removed_citations if self.cited else 0,
+            "nearest": [h.to_dict() for h in self.hits] if self.abstained else [],
+            "model": self.model,
+            "timings": {key: round(value, 4) for key, value in self.timings.items()},
+        }
+
+
+def standalone_query(question: str, history: list[Turn] | None) -> str:
+    """Resolve a follow-up ("what about its memory cost?") against the last exchange,
+    by adding what it was about; model-free, so it works with any model."""
+    if not history:
+        return question
+    last = history[-1]
+    if _FOLLOW_UP.search(question) or len(question.split()) <= 3:
+        focus = last.cited_titles[0] if last.cited_titles else (last.query or last.question)
+        return f"{question} ({focus})"
+    return question
+
+
+class AnswerPipeline:
+    def __init__(self, library: Library) -> None:
+        self.library = library
+        self.settings = library.settings
+
+    def stream(
+        self,
+        question: str,
+        history: list[Turn] | None = None,
+        *,
+        k: int | None = None,
+        filters: Filters | None = None,
+    ) -> Iterator[AnswerResult]:
+        """Yield the result as it grows: verified sentences appear one by one; the last
+        yielded result is final (timings filled in)."""
+        question = (question or "").strip()
+        if not question:
+            raise ValueError("the question is empty: type a question about the papers")
+        started = time.perf_counter()
+        query = standalone_query(question, history)
+        result = AnswerResult(question, query)
+        hits = self.library.search(query, k or self.settings.k, filters=filters)
+        result.hits = hits
+        result.timings["retrieval_s"] = time.perf_counter() - started
+
+        if not hits or max(h.similarity for h in hits) < self.settings.relevance_threshold:
+            yield self._abstain(result, started)
+            return
+
+        embedder = self.library.embedder
+        sources = SourceSet([h.paper for h in hits], embedder, [h.similarity for h in hits])
+        result.sources = sources
+        query_vector = embedder.embed_one(query)
+        evidence = sources.select_evidence(query_vector, self.settings.evidence_sentences)
+        result.timings["evidence_s"] = time.perf_counter() - started - result.timings["retrieval_s"]
+
+        llm = self.library.llm
+        result.model = llm.name
+        request = self._request(llm, question, evidence, sources)
+        verifier = Verifier(sources, self.settings.support_threshold)
+        verified_prefix = ""
+        generation_started = time.perf_counter()
+        for token in llm.stream(request):
+            if not result.raw:
+                result.timings["first_token_s"] = time.perf_counter() - started
+            result.raw += token
+            complete = _complete_prefix(result.raw)
+            if complete != verified_prefix:
+                verified_prefix = complete
+                if self._publish(result, verifier.check(complete), sources):
+                    yield result
+        result.timings["generation_s"] = time.perf_counter() - generation_started
+        self._publish(result, verifier.check(result.raw), sources)
+        if not result.citations:
+            result.mode = "extractive"
+            dropped = result.cited.dropped if result.cited else []
+            result.cited = extractive(evidence, sources)
+            result.cited.dropped = dropped
+            result.answer = result.cited.text
+        result.timings["total_s"] = time.perf_counter() - started
+        yield result
+
+    def answer(self, question: str, history: list[Turn] | None = None, **options) -> AnswerResult:
+        final = None
+        for final in self.stream(question, history, **options):
+            pass
+        assert final is not None
+        return final
+
+    # --- helpers ---------------------------------------------------------------------
+
+    def _abstain(self, result: AnswerResult, started: float) -> AnswerResult:
+        result.abstained = True
+        result.mode = "abstained"
+        nearest = "; ".join(f"{h.paper.title} ({h.similarity:.2f})" for h in result.hits[:3])
+        result.answer = "The corpus has no paper on this." + (f" Nearest titles: {nearest}." if nearest else "")
+        result.timings["total_s"] = time.perf_counter() - started
+        return result
+
+    def _request(self, llm, question: str, evidence: list[EvidenceSentence], sources: SourceSet) -> Request:
+        """Fit the evidence into the context window, dropping the least relevant first."""
+        budget = llm.n_ctx - self.settings.max_tokens - 16
+        kept = list(evidence)
+        while True:
+            lines = "\n".join(f"[{e.n}] {prompts.quote(e.text)}" for e in kept)
+            request = self._build(llm, question, lines)
+            text = request.prompt or "\n".join(m["content"] for m in request.messages or [])
+            if len(kept) <= 1 or llm.count_tokens(text) <= budget:
+                return request
+            kept.remove(min(kept, key=lambda e: e.score))
+
+    def _build(self, llm, question: str, evidence_lines: str) -> Request:
+        options = dict(
+            max_tokens=self.settings.max_tokens,
+            temperature=self.settings.temperature,
+            seed=self.settings.seed,
+            repeat_penalty=self.settings.repeat_penalty,
+        )
+        quoted_question = " ".join(question.split())
+        if llm.chat:
+            return Request(
+                messages=[
+                    {"role": "system", "content": prompts.render("answer_system.txt")},
+                    {"role": "user", "content": prompts.render("answer_user.txt", evidence=evidence_lines, question=quoted_question)},
+                ],
+                **options,
+            )
+        return Request(
+            prompt=prompts.render("answer_completion.txt", evidence=evidence_lines, question=quoted_question),
+            stop=["###", "\n"],
+            **options,
+        )
+
+    def _publish(self, result: AnswerResult, checked: list[CheckedSentence], sources: SourceSet) -> bool:
+        """Update the verified answer; True when its text changed."""
+        cited = render(checked, sources)
+        changed = cited.text != result.answer
+        result.cited = cited
+        result.answer = cited.text
+        return changed
+
+
+def _complete_prefix(raw: str) -> str:
+    """The part of the generated text whose sentences are finished (a later one has begun)."""
+    from .citations import parse_cited_sentences
+
+    pieces = parse_cited_sentences(raw)
+    if len(pieces) < 2:
+        return ""
+    last = pieces[-1][0]
+    index = raw.rfind(last[: max(1, min(len(last), 20))])
+    return raw[:index] if index > 0 else ""
+
+
+def answer_question(library: Library, question: str, history: list[Turn] | None = None, **options) -> AnswerResult:
+    """One-call API: the final verified answer."""
+    return AnswerPipeline(library).answer(question, history, **options)

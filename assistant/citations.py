@@ -1,0 +1,221 @@
+"""Citation verification: the reason answers can be trusted whatever model wrote them.
+
+Each sentence of generated text is checked on its own:
+- a citation to a number that was not given is removed;
+- a citation is kept only if the sentence is supported by the cited paper: the best
+  similarity between the sentence and any sentence of that paper's abstract (or exact
+  containment) reaches `support_threshold`;
+- a sentence left without a supported citation is re-attributed to the given source that
+  does support it, if any, and otherwise dropped (reported in `dropped`).
+The surviving sentences are renumbered 1..m in order of first citation, and the
+reference list holds exactly the cited papers.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .evidence import EvidenceSentence, SourceSet
+from .records import normalize_title
+from .text import looks_like_instruction, split_sentences, with_markers
+
+_MARKER = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+_LEADING_MARKERS = re.compile(r"^(\s*\[\d+(?:\s*[,;]\s*\d+)*\])+")
+
+
+@dataclass
+class CheckedSentence:
+    text: str  # the sentence without citation markers
+    cited: list[int]  # source numbers whose citation survived
+    support: dict[int, tuple[float, str]] = field(default_factory=dict)  # n -> (score, best source sentence)
+    removed: list[int] = field(default_factory=list)  # citations removed (out of range or unsupported)
+    reattributed: bool = False
+
+    @property
+    def supported(self) -> bool:
+        return bool(self.cited)
+
+
+@dataclass
+class Citation:
+    n: int
+    id: str
+    title: str
+    sentence: str  # the cited sentence of the answer or summary
+    evidence: str  # the source sentence that supports it
+    support: float
+
+    @property
+    def paper_id(self) -> str:
+        return self.id
+
+    @property
+    def supported(self) -> bool:
+        return True  # only supported citations survive verification
+
+    def to_dict(self) -> dict:
+        return {
+            "n": self.n,
+            "id": self.id,
+            "title": self.title,
+            "sentence": self.sentence,
+            "evidence": self.evidence,
+            "support": round(self.support, 4),
+        }
+
+
+@dataclass
+class Reference:
+    n: int
+    id: str
+    title: str
+    code_url: str
+    date: str
+    sources: list[str]
+
+    def to_dict(self) -> dict:
+        return {"n": self.n, "id": self.id, "title": self.title, "code_url": self.code_url, "date": self.date, "sources": self.sources}
+
+    def line(self) -> str:
+        code = f" — code: {self.code_url}" if self.code_url else ""
+        return f"[{self.n}] {self.title} (id: {self.id}){code}"
+
+
+@dataclass
+class CitedText:
+    """Verified text with its citations and references, numbered 1..m."""
+
+    sentences: list[tuple[str, list[int]]]  # (sentence, new citation numbers)
+    citations: list[Citation]
+    references: list[Reference]
+    dropped: list[str]
+    removed_citations: int
+
+    @property
+    def text(self) -> str:
+        return " ".join(with_markers(sentence, numbers) for sentence, numbers in self.sentences)
+
+    def references_text(self) -> str:
+        return "\n".join(ref.line() for ref in self.references)
+
+
+def parse_cited_sentences(text: str) -> list[tuple[str, list[int]]]:
+    """Split generated text into (sentence without markers, cited numbers)."""
+    pieces = split_sentences(text.replace("\n", " "))
+    result: list[tuple[str, list[int]]] = []
+    for piece in pieces:
+        leading = _LEADING_MARKERS.match(piece)
+        if leading and result:  # "... claim. [2] Next claim": [2] belongs to the claim before
+            result[-1][1].extend(_numbers(leading.group(0)))
+            piece = piece[leading.end() :]
+        numbers = _numbers(piece)
+        sentence = _MARKER.sub("", piece).strip()
+        sentence = re.sub(r"\s+([.,;:!?])", r"\1", sentence)
+        if sentence and sentence not in ".;,":
+            result.append((sentence, numbers))
+    return result
+
+
+def _numbers(text: str) -> list[int]:
+    found: list[int] = []
+    for group in _MARKER.findall(text):
+        for number in re.split(r"[,;]", group):
+            value = int(number.strip())
+            if value not in found:
+                found.append(value)
+    return found
+
+
+class Verifier:
+    def __init__(self, sources: SourceSet, threshold: float) -> None:
+        self.sources = sources
+        self.threshold = threshold
+
+    def support(self, sentence: str, vector: np.ndarray, n: int) -> tuple[float, str]:
+        """How well source n supports the sentence: best sentence similarity, 1.0 if quoted."""
+        source = self.sources[n]
+        if not source.sentences:
+            return 0.0, ""
+        scores = source.vectors @ vector
+        best = int(np.argmax(scores))
+        score = float(scores[best])
+        normalized = normalize_title(sentence)
+        if len(normalized) > 20 and normalized in normalize_title(source.paper.abstract):
+            score = 1.0
+        return score, source.sentences[best]
+
+    def check(self, text: str) -> list[CheckedSentence]:
+        parsed = parse_cited_sentences(text)
+        if not parsed:
+            return []
+        vectors = self.sources.embedder.embed([sentence for sentence, _ in parsed])
+        checked = []
+        for (sentence, numbers), vector in zip(parsed, vectors):
+            item = CheckedSentence(sentence, [])
+            if looks_like_instruction(sentence):
+                item.removed = numbers
+                checked.append(item)
+                continue
+            for n in numbers:
+                if n not in self.sources:
+                    item.removed.append(n)
+                    continue
+                score, evidence = self.support(sentence, vector, n)
+                item.support[n] = (score, evidence)
+                (item.cited if score >= self.threshold else item.removed).append(n)
+            if not item.cited:  # uncited or wrongly cited: credit the source that supports it, if any
+                self._reattribute(item, sentence, vector)
+            checked.append(item)
+        return checked
+
+    def _reattribute(self, item: CheckedSentence, sentence: str, vector: np.ndarray) -> None:
+        best = max(((self.support(sentence, vector, n), n) for n in self.sources.numbers()), key=lambda x: x[0][0])
+        (score, evidence), n = best
+        if score >= self.threshold:
+            item.cited = [n]
+            item.support[n] = (score, evidence)
+            item.reattributed = True
+
+
+def render(checked: list[CheckedSentence], sources: SourceSet) -> CitedText:
+    """Keep supported sentences, renumber sources 1..m by first citation, build references."""
+    renumber: dict[int, int] = {}
+    sentences: list[tuple[str, list[int]]] = []
+    citations: list[Citation] = []
+    dropped: list[str] = []
+    removed = 0
+    seen: set[str] = set()
+    for item in checked:
+        removed += len(item.removed)
+        key = normalize_title(item.text)
+        if key in seen:
+            continue  # small models repeat themselves; a repeat adds nothing
+        seen.add(key)
+        if not item.supported:
+            dropped.append(item.text)
+            continue
+        new_numbers = []
+        for n in item.cited:
+            new = renumber.setdefault(n, len(renumber) + 1)
+            new_numbers.append(new)
+            paper = sources[n].paper
+            score, evidence = item.support[n]
+            citations.append(Citation(new, paper.id, paper.title, item.text, evidence, score))
+        sentences.append((item.text, new_numbers))
+    references = [
+        Reference(new, sources[old].paper.id, sources[old].paper.title, sources[old].paper.code_url, sources[old].paper.date, sources[old].paper.sources)
+        for old, new in sorted(renumber.items(), key=lambda kv: kv[1])
+    ]
+    return CitedText(sentences, citations, references, dropped, removed)
+
+
+def extractive(evidence: list[EvidenceSentence], sources: SourceSet, count: int = 3, margin: float = 0.1) -> CitedText:
+    """Quote the best evidence sentences with their citations: correct by construction.
+    Sentences much less relevant than the best one are left out rather than padded in."""
+    ranked = sorted(evidence, key=lambda e: -e.score)
+    best = [e for e in ranked[:count] if ranked and e.score >= ranked[0].score - margin]
+    checked = [CheckedSentence(e.text, [e.n], {e.n: (1.0, e.text)}) for e in best]
+    return render(checked, sources)

