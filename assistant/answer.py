@@ -15,10 +15,15 @@ from dataclasses import dataclass, field
 from . import prompts
 from .citations import CheckedSentence, CitedText, Verifier, extractive, render
 from .evidence import EvidenceSentence, SourceSet
+from .lexical import tokenize
 from .library import Library
 from .llm import Request
 from .retrieval import Filters, Hit
 
+# "it", "its", "the paper": the follow-up is about the one paper just cited, not the topic.
+_SINGULAR_REFERENCE = re.compile(r"\b(it|its|it's|this (paper|method|model|work|approach)|the (paper|method|model|approach|authors?|work))\b", re.IGNORECASE)
+# Stemmed question words the English stop-word list keeps.
+_QUESTION_WORDS = {"what", "doe", "do", "how", "which", "who", "whom", "whose", "why", "when", "where", "can", "could"}
 _FOLLOW_UP = re.compile(
     r"\b(it|its|it's|they|their|them|this|that|these|those|the (paper|method|model|approach|authors?|work))\b"
     r"|^(what|how) about\b|^and\b",
@@ -34,6 +39,7 @@ class Turn:
     answer: str
     cited_titles: list[str] = field(default_factory=list)
     query: str = ""
+    cited_ids: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -58,8 +64,13 @@ class AnswerResult:
     def references(self):
         return self.cited.references if self.cited else []
 
+    def cited_papers(self):
+        """The cited papers in reference order (for export as BibTeX / Markdown)."""
+        by_id = {s.paper.id: s.paper for s in self.sources.sources.values()} if self.sources else {}
+        return [by_id[r.id] for r in self.references if r.id in by_id]
+
     def to_turn(self) -> Turn:
-        return Turn(self.question, self.answer, [r.title for r in self.references], self.query)
+        return Turn(self.question, self.answer, [r.title for r in self.references], self.query, [r.id for r in self.references])
 
     def text_with_references(self) -> str:
         if not self.references:
@@ -83,16 +94,18 @@ class AnswerResult:
         }
 
 
+def is_follow_up(question: str, history: list[Turn] | None) -> bool:
+    return bool(history) and bool(_FOLLOW_UP.search(question) or len(question.split()) <= 2)
+
+
 def standalone_query(question: str, history: list[Turn] | None) -> str:
     """Resolve a follow-up ("what about its memory cost?") against the last exchange,
     by adding what it was about; model-free, so it works with any model."""
-    if not history:
+    if not history or not is_follow_up(question, history):
         return question
     last = history[-1]
-    if _FOLLOW_UP.search(question) or len(question.split()) <= 3:
-        focus = last.cited_titles[0] if last.cited_titles else (last.query or last.question)
-        return f"{question} ({focus})"
-    return question
+    focus = last.cited_titles[0] if last.cited_titles else (last.query or last.question)
+    return f"{question} ({focus})"
 
 
 class AnswerPipeline:
@@ -117,10 +130,12 @@ class AnswerPipeline:
         query = standalone_query(question, history)
         result = AnswerResult(question, query)
         hits = self.library.search(query, k or self.settings.k, filters=filters)
+        if is_follow_up(question, history):
+            hits = self._keep_focus(hits, history[-1].cited_ids, query)  # type: ignore[index]
         result.hits = hits
         result.timings["retrieval_s"] = time.perf_counter() - started
 
-        if not hits or max(h.similarity for h in hits) < self.settings.relevance_threshold:
+        if not self._relevant(query, hits):
             yield self._abstain(result, started)
             return
 
@@ -166,9 +181,38 @@ class AnswerPipeline:
 
     # --- helpers ---------------------------------------------------------------------
 
+    def _relevant(self, query: str, hits: list[Hit]) -> bool:
+        """Relevant when a paper is semantically close, or moderately close and contains
+        every content word of the question (rare names like "PolyLoss" embed poorly)."""
+        threshold = self.settings.relevance_threshold
+        if any(h.similarity >= threshold for h in hits):
+            return True
+        terms = set(tokenize([query])[0]) - _QUESTION_WORDS
+        return bool(terms) and any(
+            h.similarity >= threshold / 2 and terms <= set(tokenize([h.paper.document])[0]) for h in hits
+        )
+
+    def _keep_focus(self, hits: list[Hit], focus_ids: list[str], query: str) -> list[Hit]:
+        """A follow-up is about the papers just cited: put them first among the sources."""
+        focus = focus_ids[:2]
+        if not focus:
+            return hits
+        papers = self.library.store.papers(focus)
+        vectors = self.library.store.embeddings(focus)
+        query_vector = self.library.embedder.embed_one(query)
+        pinned = [Hit(papers[id], 1.0, float(vectors[id] @ query_vector)) for id in focus if id in papers]
+        rest = [h for h in hits if h.paper.id not in papers]
+        if _SINGULAR_REFERENCE.search(query) and pinned:
+            rest = []  # "its memory cost": answer from the paper in focus only
+        merged = (pinned + rest)[: len(hits)]
+        for rank, hit in enumerate(merged, start=1):
+            hit.rank = rank
+        return merged
+
     def _abstain(self, result: AnswerResult, started: float) -> AnswerResult:
         result.abstained = True
         result.mode = "abstained"
+        result.hits = sorted(result.hits, key=lambda h: -h.similarity)
         nearest = "; ".join(f"{h.paper.title} ({h.similarity:.2f})" for h in result.hits[:3])
         result.answer = "The corpus has no paper on this." + (f" Nearest titles: {nearest}." if nearest else "")
         result.timings["total_s"] = time.perf_counter() - started

@@ -114,9 +114,19 @@ def parse_cited_sentences(text: str) -> list[tuple[str, list[int]]]:
         numbers = _numbers(piece)
         sentence = _MARKER.sub("", piece).strip()
         sentence = re.sub(r"\s+([.,;:!?])", r"\1", sentence)
+        sentence = _unquote(sentence)
         if sentence and sentence not in ".;,":
             result.append((sentence, numbers))
     return result
+
+
+def _unquote(sentence: str) -> str:
+    """Models often copy evidence with the quotes it was given in: '"Claim." .' -> 'Claim.'"""
+    stripped = sentence.rstrip(" .")
+    if len(stripped) > 2 and stripped[0] in "\"“" and stripped[-1] in "\"”":
+        inner = stripped[1:-1].strip()
+        return inner if inner[-1:] in ".!?" else inner + "."
+    return sentence
 
 
 def _numbers(text: str) -> list[int]:

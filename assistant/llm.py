@@ -150,10 +150,19 @@ class OpenAIHTTPBackend:
         self.model_id = entries[0].get("id", "default")
         self.name = f"{self.model_id} @ {self.base_url}"
         self.n_ctx = settings.n_ctx
-        # Servers apply their model's chat template themselves; for base models the user
-        # sets ASSISTANT_PROMPT_STYLE=completion.
-        self.chat = settings.prompt_style == "chat"
         self._root = self.base_url[: -len("/v1")]
+        self.chat = self._wants_chat(settings.prompt_style)
+
+    def _wants_chat(self, style: str) -> bool:
+        """llama-server reports its model's chat template at /props; llama_cpp.server does
+        not, so there `auto` means completion unless ASSISTANT_PROMPT_STYLE=chat."""
+        if style in ("chat", "completion"):
+            return style == "chat"
+        try:
+            props = self._client.get(f"{self._root}/props")
+            return props.status_code == 200 and bool(props.json().get("chat_template"))
+        except (httpx.HTTPError, ValueError):
+            return False
 
     def count_tokens(self, text: str) -> int:
         for path, key in (("/extras/tokenize", "tokens"), ("/tokenize", "tokens")):

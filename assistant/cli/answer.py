@@ -1,1 +1,125 @@
-"""Commands registered by this module are added as their issues land."""
+"""Chat commands: `assistant ask` (one question) and `assistant chat` (follow-ups)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .common import (
+    ChromaUrlOpt,
+    JsonOpt,
+    KOpt,
+    LlmUrlOpt,
+    ModelOpt,
+    StoreOpt,
+    app,
+    friendly_errors,
+    open_library,
+    print_json,
+)
+
+FormatOpt = Annotated[
+    str, typer.Option("--format", help="Reference list format: text, markdown or bibtex.")
+]
+TemperatureOpt = Annotated[float | None, typer.Option(help="Sampling temperature.")]
+MaxTokensOpt = Annotated[int | None, typer.Option("--max-tokens", help="Most tokens the model may write.")]
+
+
+def _print_streamed(pipeline, question: str, history) -> object:
+    """Print verified sentences as they are accepted, then the references."""
+    printed = ""
+    result = None
+    for result in pipeline.stream(question, history):
+        if result.answer.startswith(printed):
+            typer.echo(result.answer[len(printed) :], nl=False)
+        else:  # the final answer replaced what was shown (extractive fallback)
+            typer.echo("\n" + result.answer, nl=False)
+        printed = result.answer
+    typer.echo("")
+    return result
+
+
+def _print_references(result, fmt: str) -> None:
+    if not result.references:
+        return
+    typer.echo("")
+    if fmt == "text":
+        typer.echo("References")
+        for reference in result.references:
+            typer.echo(reference.line())
+        return
+    from ..references import format_references
+
+    typer.echo(format_references(result.cited_papers(), fmt))
+
+
+@app.command()
+@friendly_errors
+def ask(
+    question: Annotated[str, typer.Argument(help="A question about the papers.")],
+    k: KOpt = None,
+    model: ModelOpt = None,
+    llm_url: LlmUrlOpt = None,
+    temperature: TemperatureOpt = None,
+    max_tokens: MaxTokensOpt = None,
+    store: StoreOpt = None,
+    chroma_url: ChromaUrlOpt = None,
+    fmt: FormatOpt = "text",
+    as_json: JsonOpt = False,
+) -> None:
+    """Answer a question from the abstracts, with verified citations."""
+    from ..answer import AnswerPipeline
+
+    library = open_library(
+        store=store, chroma_url=chroma_url, model=model, llm_url=llm_url, k=k, temperature=temperature, max_tokens=max_tokens
+    )
+    pipeline = AnswerPipeline(library)
+    if as_json:
+        print_json(pipeline.answer(question).to_dict())
+        return
+    result = _print_streamed(pipeline, question, None)
+    _print_references(result, fmt)
+
+
+@app.command()
+@friendly_errors
+def chat(
+    k: KOpt = None,
+    model: ModelOpt = None,
+    llm_url: LlmUrlOpt = None,
+    temperature: TemperatureOpt = None,
+    max_tokens: MaxTokensOpt = None,
+    store: StoreOpt = None,
+    chroma_url: ChromaUrlOpt = None,
+) -> None:
+    """Interactive questions with follow-ups ("what about its memory cost?"). /clear, /quit."""
+    from ..answer import AnswerPipeline
+
+    library = open_library(
+        store=store, chroma_url=chroma_url, model=model, llm_url=llm_url, k=k, temperature=temperature, max_tokens=max_tokens
+    )
+    pipeline = AnswerPipeline(library)
+    history = []
+    typer.echo(f"Asking {library.count()} papers. Type a question; /clear forgets the conversation, /quit ends.")
+    while True:
+        try:
+            question = input("\n> ").strip()
+        except EOFError:
+            typer.echo("")
+            return
+        if question in ("/quit", "/exit"):
+            return
+        if question == "/clear":
+            history.clear()
+            typer.echo("(conversation cleared)")
+            continue
+        if not question:
+            continue
+        try:
+            result = _print_streamed(pipeline, question, history)
+        except ValueError as exc:
+            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+            continue
+        _print_references(result, "text")
+        history.append(result.to_turn())

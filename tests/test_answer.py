@@ -1,0 +1,185 @@
+"""The answer pipeline with the real default model (Gemma 3 270M via llama.cpp) on a real store.
+
+Model-written text is never asserted word for word: tests check what the pipeline
+guarantees whatever the model writes (citations resolve, are supported, abstain when
+nothing is relevant, injected instructions have no effect).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from assistant.answer import AnswerPipeline, Turn, answer_question, standalone_query
+from assistant.citations import Verifier, parse_cited_sentences, render
+from assistant.cli import app
+from assistant.evidence import SourceSet
+from assistant.llm import default_model_path
+from assistant.records import paper_id
+
+from conftest import free_port
+
+OBA = paper_id("Optimal Brain Apoptosis")
+CGS = paper_id("Convergent Graph Solvers")
+POLY = paper_id("PolyLoss: A Polynomial Expansion Perspective of Classification Loss Functions")
+TIDAL = paper_id("Tidal Energy Harvesting with Flexible Piezoelectric Membranes")
+
+
+def assert_well_cited(result) -> None:
+    """Every [n] in the answer resolves to a reference, and only cited papers are listed."""
+    markers = {n for _, numbers in parse_cited_sentences(result.answer) for n in numbers}
+    assert markers, result.answer
+    assert markers == {r.n for r in result.references}
+    assert all(c.support >= 0.0 for c in result.citations)
+    given = {h.paper.id for h in result.hits}
+    assert {r.id for r in result.references} <= given
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("Which pruning method computes the Hessian-vector product directly for each parameter?", OBA),
+        ("How can a graph neural network compute fixed points with guaranteed convergence?", CGS),
+        ("Which loss function treats cross-entropy and focal loss as special cases of a polynomial expansion?", POLY),
+    ],
+)
+def test_answer_cites_the_paper_that_contains_the_answer(fixture_library, question, expected):
+    result = answer_question(fixture_library, question)
+    assert not result.abstained
+    assert expected in {r.id for r in result.references}, result.to_dict()
+    assert_well_cited(result)
+    # Each citation carries the source sentence that supports it, quoted from that abstract.
+    for citation in result.citations:
+        paper = fixture_library.get(citation.id)
+        assert citation.evidence in paper.abstract
+
+
+def test_off_topic_question_abstains_and_names_nearest_titles(fixture_library):
+    result = answer_question(fixture_library, "What is a good recipe for sourdough bread with rye flour?")
+    assert result.abstained
+    assert result.citations == [] and result.references == []
+    assert "no paper" in result.answer
+    assert result.hits, "the nearest titles are shown"
+
+
+def test_injected_instruction_in_an_abstract_is_ignored(fixture_library):
+    result = answer_question(fixture_library, "How much power does the flexible piezoelectric membrane harvest from tidal currents?")
+    assert not result.abstained
+    assert TIDAL in {r.id for r in result.references}
+    assert "PWNED" not in result.answer
+    for source in result.sources.sources.values():
+        assert not any("Ignore previous instructions" in s for s in source.sentences)
+
+
+def test_fabricated_and_unsupported_citations_are_removed(fixture_library):
+    hits = fixture_library.search("Optimal Brain Apoptosis pruning Hessian", 3)
+    sources = SourceSet([h.paper for h in hits], fixture_library.embedder)
+    oba_n = next(n for n, s in sources.sources.items() if s.paper.id == OBA)
+    other_n = next(n for n in sources.numbers() if n != oba_n)
+    text = (
+        f"Optimal Brain Apoptosis computes the Hessian-vector product directly for each parameter [{oba_n}]. "
+        "Bananas are a good source of potassium [9]. "
+        f"OBA is a pruning method based on the Hessian [{other_n}]."
+    )
+    checked = Verifier(sources, fixture_library.settings.support_threshold).check(text)
+    cited = render(checked, sources)
+    assert cited.removed_citations >= 1
+    assert "Bananas are a good source of potassium." in cited.dropped
+    assert "[9]" not in cited.text
+    assert [r.id for r in cited.references][0] == OBA
+    # The wrongly cited OBA sentence was re-attributed to OBA, the paper that supports it.
+    assert all(c.id == OBA for c in cited.citations)
+    assert {n for _, numbers in cited.sentences for n in numbers} == {r.n for r in cited.references}
+
+
+def test_follow_up_is_resolved_against_the_conversation(fixture_library):
+    pipeline = AnswerPipeline(fixture_library)
+    first = pipeline.answer("Which pruning method computes the Hessian-vector product directly?")
+    assert OBA in {r.id for r in first.references}
+    history = [first.to_turn()]
+    assert "Optimal Brain Apoptosis" in standalone_query("What datasets was it validated on?", history)
+    follow_up = pipeline.answer("What datasets was it validated on?", history)
+    assert not follow_up.abstained
+    assert [r.id for r in follow_up.references] == [OBA]
+    # A question that is not a follow-up is left alone.
+    assert standalone_query("What is PolyLoss?", [Turn("q", "a", ["Some title"])]) == "What is PolyLoss?"
+
+
+def test_streaming_yields_verified_text_and_timings(fixture_library):
+    results = list(AnswerPipeline(fixture_library).stream("What does PolyLoss propose for classification losses?"))
+    final = results[-1]
+    assert {"retrieval_s", "total_s"} <= set(final.timings)
+    assert_well_cited(final)
+
+
+def test_empty_question_is_a_clear_error(fixture_library):
+    with pytest.raises(ValueError, match="empty"):
+        answer_question(fixture_library, "   ")
+
+
+def test_cli_ask_json(fixture_store_dir, monkeypatch):
+    monkeypatch.setenv("ASSISTANT_STORE_DIR", str(fixture_store_dir))
+    outcome = CliRunner().invoke(app, ["ask", "--json", "What does PolyLoss propose?"])
+    assert outcome.exit_code == 0, outcome.output
+    data = json.loads(outcome.output)
+    assert {"answer", "abstained", "citations", "references", "timings"} <= set(data)
+    assert all({"n", "id", "title", "sentence", "support"} <= set(c) for c in data["citations"])
+    assert POLY in {r["id"] for r in data["references"]}
+
+
+def test_cli_ask_streams_answer_then_references(fixture_store_dir, monkeypatch):
+    monkeypatch.setenv("ASSISTANT_STORE_DIR", str(fixture_store_dir))
+    outcome = CliRunner().invoke(app, ["ask", "What does PolyLoss propose?"])
+    assert outcome.exit_code == 0, outcome.output
+    assert "References" in outcome.output and "[1] PolyLoss" in outcome.output
+
+
+def test_missing_model_file_is_a_clear_error(fixture_store_dir, monkeypatch, tmp_path):
+    monkeypatch.setenv("ASSISTANT_STORE_DIR", str(fixture_store_dir))
+    outcome = CliRunner().invoke(app, ["ask", "--model", str(tmp_path / "nope.gguf"), "What does PolyLoss propose?"])
+    assert outcome.exit_code == 1
+    assert "model file not found" in outcome.output
+
+
+def test_http_backend_against_a_real_llama_cpp_server(fixture_store_dir, tmp_path):
+    """The same pipeline through `python -m llama_cpp.server` over its OpenAI-compatible API."""
+    from assistant.library import Library
+    from assistant.settings import Settings
+
+    model = default_model_path(Settings().model_cache_dir)
+    port = free_port()
+    log = (tmp_path / "server.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
+         "--port", str(port), "--n_ctx", "2048", "--n_threads", "2"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/v1"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{url}/models", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert server.poll() is None, (tmp_path / "server.log").read_text()
+            assert time.monotonic() < deadline, "llama_cpp.server did not start"
+            time.sleep(0.5)
+        library = Library(Settings(store_dir=fixture_store_dir, llm_url=url))
+        assert "127.0.0.1" in library.llm.name and not library.llm.chat
+        result = answer_question(library, "Which pruning method computes the Hessian-vector product directly?")
+        assert not result.abstained
+        assert OBA in {r.id for r in result.references}
+        assert result.raw, "the server generated text"
+        assert_well_cited(result)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
