@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import bm25s
+import numpy as np
 import Stemmer
 
 _STEMMER = Stemmer.Stemmer("english")
@@ -27,9 +29,21 @@ def tokenize(texts: list[str]) -> list[list[str]]:
     return bm25s.tokenize(texts, stopwords="en", stemmer=_STEMMER, return_ids=False, show_progress=False)
 
 
+def _column_max(scores: dict) -> np.ndarray:
+    """Best precomputed BM25 score of each term over all documents (0 for unused terms)."""
+    data, indptr = np.asarray(scores["data"]), np.asarray(scores["indptr"])
+    counts = np.diff(indptr)
+    best = np.zeros(len(counts), dtype=np.float32)
+    nonempty = counts > 0
+    if data.size and nonempty.any():
+        best[nonempty] = np.maximum.reduceat(data, indptr[:-1][nonempty])
+    return best
+
+
 @dataclass
 class _Field:
     retriever: bm25s.BM25 | None
+    _term_max: np.ndarray | None = None
 
     @classmethod
     def build(cls, texts: list[str]) -> "_Field":
@@ -40,14 +54,44 @@ class _Field:
         retriever.index(tokens, show_progress=False)
         return cls(retriever)
 
+    def query_tokens(self, query: str) -> list[str]:
+        if self.retriever is None:
+            return []
+        return [t for t in tokenize([query])[0] if t in self.retriever.vocab_dict]
+
     def search(self, query: str, n: int, size: int) -> list[tuple[int, float]]:
         if self.retriever is None or size == 0:
             return []
-        query_tokens = [t for t in tokenize([query])[0] if t in self.retriever.vocab_dict]
+        query_tokens = self.query_tokens(query)
         if not query_tokens:
             return []
         indices, scores = self.retriever.retrieve([query_tokens], k=min(n, size), show_progress=False, n_threads=1)
         return [(int(i), float(s)) for i, s in zip(indices[0], scores[0]) if s > 0]
+
+    def ceiling(self, query: str) -> float:
+        """What a document matching the whole query would score: hybrid fusion divides
+        BM25 scores by it, so they read as the share of the query's terms matched.
+
+        Each known query term (repeats included, as BM25 scores them) counts with its
+        best score in any document, so no document scores above the ceiling. A term the
+        index has never seen counts as a term found once, in one average-length
+        document: a query whose words are mostly absent from the corpus keeps its few
+        incidental matches small instead of having them stretched to a full match.
+        0 when no query term is known (BM25 then has no candidates at all).
+        """
+        if self.retriever is None:
+            return 0.0
+        tokens = tokenize([query])[0]
+        vocab = self.retriever.vocab_dict
+        known = [vocab[t] for t in tokens if t in vocab]
+        if not known:
+            return 0.0
+        if self._term_max is None:
+            self._term_max = _column_max(self.retriever.scores)
+        n_docs = int(self.retriever.scores["num_docs"])
+        k1 = float(getattr(self.retriever, "k1", 1.5))
+        unseen = math.log(1 + (n_docs - 0.5) / 1.5) / (1 + k1)  # Lucene idf at df=1, tf=1, average length
+        return float(self._term_max[known].sum()) + unseen * (len(tokens) - len(known))
 
 
 class LexicalIndex:
@@ -68,6 +112,13 @@ class LexicalIndex:
 
     def search_titles(self, query: str, n: int) -> list[tuple[str, float]]:
         return [(self.ids[i], s) for i, s in self.title.search(query, n, len(self.ids))]
+
+    def ceiling(self, query: str) -> float:
+        """Upper bound of any body score for this query (see `_Field.ceiling`)."""
+        return self.body.ceiling(query)
+
+    def title_ceiling(self, query: str) -> float:
+        return self.title.ceiling(query)
 
     # --- persistence ---------------------------------------------------------------
 

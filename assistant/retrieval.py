@@ -1,4 +1,9 @@
-"""The one retrieval path: dense (Chroma) + BM25 (body and title) fused by weighted RRF.
+"""The one retrieval path: dense (Chroma) + BM25 (body and title), fused.
+
+Fusion is a weighted sum of scaled scores by default (`fusion = "convex"`: cosine +
+BM25 as a share of the query's attainable BM25 score),
+weighted reciprocal rank fusion on request (`fusion = "rrf"`); weights are tuned on
+SciFact by benchmarks/tune_retrieval.py.
 
 Answers, summaries, citation lookup, the UI and the evaluation harness all call
 :meth:`Retriever.search`, so an improvement here improves every job at once.
@@ -79,6 +84,24 @@ class Hit:
         }
 
 
+@dataclass
+class Ranking:
+    """One ranker's candidates: its own order, its raw scores, and the scale that maps
+    those scores into [0, 1] for convex fusion.
+
+    `scores` may cover more ids than `ranked` (dense cosines are exact for every
+    candidate any ranker found, since their embeddings are fetched anyway); ids
+    without a score contribute nothing from this ranker. `scale` None means the best
+    score among the candidates.
+    """
+
+    name: str
+    weight: float
+    ranked: list[str]
+    scores: dict[str, float]
+    scale: float | None = None
+
+
 def reciprocal_rank_fusion(rankings: list[tuple[list[str], float]], k: int) -> dict[str, float]:
     """Weighted RRF: sum of weight / (k + rank) over the rankings an id appears in."""
     fused: dict[str, float] = {}
@@ -90,11 +113,79 @@ def reciprocal_rank_fusion(rankings: list[tuple[list[str], float]], k: int) -> d
     return fused
 
 
-def mmr_select(query: np.ndarray, vectors: np.ndarray, count: int, lambda_: float) -> list[int]:
-    """Maximal marginal relevance over normalized vectors: relevant, but not near-duplicates."""
+def convex_fusion(rankings: list[Ranking]) -> dict[str, float]:
+    """Weighted sum of scaled scores: sum of weight * max(score, 0) / scale.
+
+    With the scales Retriever.search passes, each term lies in [0, weight] on an
+    absolute scale: the dense term is the cosine itself, the BM25 terms are the score
+    as a share of the best score the query's terms can reach in the index
+    (LexicalIndex.ceiling). A rare identifier matched in full therefore counts a lot;
+    a query whose only BM25 matches are a common word or two counts little, instead of
+    its best weak match being stretched to 1 as min-max or max normalization would.
+    Tuned on SciFact (benchmarks/RETRIEVAL.md) it beats weighted RRF by about 0.01-0.02
+    nDCG@10.
+    """
+    fused: dict[str, float] = {}
+    for ranking in rankings:
+        scale = ranking.scale if ranking.scale is not None else max(ranking.scores.values(), default=0.0)
+        if ranking.weight <= 0 or scale <= 0:
+            continue
+        for id, score in ranking.scores.items():
+            if score > 0:
+                fused[id] = fused.get(id, 0.0) + ranking.weight * score / scale
+    for ranking in rankings:  # a candidate every ranker scored at 0 is still a candidate
+        for id in ranking.ranked:
+            fused.setdefault(id, 0.0)
+    return fused
+
+
+def fuse(rankings: list[Ranking], method: str, rrf_k: int) -> dict[str, float]:
+    """The fusion step every search goes through: `convex` (default) or `rrf`."""
+    if method == "rrf":
+        return reciprocal_rank_fusion([(r.ranked, r.weight) for r in rankings], rrf_k)
+    if method == "convex":
+        return convex_fusion(rankings)
+    raise ValueError(f"fusion must be 'convex' or 'rrf', not {method!r}")
+
+
+def fuse_candidates(
+    lists: dict[str, list[tuple[str, float]]],
+    similarity: dict[str, float],
+    weights: dict[str, float],
+    method: str,
+    rrf_k: int,
+    scales: dict[str, float | None] | None = None,
+) -> list[tuple[str, float]]:
+    """Rankers' candidate lists -> (id, fused score), best first; ties broken by id.
+
+    `similarity` holds the exact query cosine of every admissible candidate (those
+    that passed the filters): other ids are dropped. The dense ranker is scored by
+    these cosines for every candidate (scale 1: the cosine itself), the BM25 rankers by
+    their own scores over `scales[name]` (their ceiling; the best candidate's score if
+    not given). The tuning script calls this very function, so what it tunes is what runs.
+    """
+    scales = scales or {}
+    rankings = []
+    for name, items in lists.items():
+        ranked = [id for id, _ in items if id in similarity]
+        if name == "dense":
+            rankings.append(Ranking(name, weights.get(name, 0.0), ranked, similarity, 1.0))
+        else:
+            scores = {id: s for id, s in items if id in similarity}
+            rankings.append(Ranking(name, weights.get(name, 0.0), ranked, scores, scales.get(name)))
+    fused = fuse(rankings, method, rrf_k)
+    return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
+
+
+def mmr_select(relevance: np.ndarray, vectors: np.ndarray, count: int, lambda_: float) -> list[int]:
+    """Maximal marginal relevance over normalized vectors: relevant, but not near-duplicates.
+
+    `relevance` is on the cosine scale of the query-paper similarity, comparable with
+    the paper-paper cosine redundancy it is traded against.
+    """
     if len(vectors) == 0:
         return []
-    relevance = vectors @ query
+    relevance = np.asarray(relevance, dtype=np.float32)
     chosen: list[int] = [int(np.argmax(relevance))]
     while len(chosen) < min(count, len(vectors)):
         redundancy = (vectors @ vectors[chosen].T).max(axis=1)
@@ -111,6 +202,15 @@ class Retriever:
         self.embedder = embedder
         self.lexical = lexical
 
+    def weights(self, mode: Mode) -> dict[str, float]:
+        if mode == "hybrid":
+            return {
+                "dense": self.settings.dense_weight,
+                "bm25": self.settings.bm25_weight,
+                "title": self.settings.title_weight,
+            }
+        return {mode: 1.0}
+
     def search(
         self,
         query: str,
@@ -120,41 +220,61 @@ class Retriever:
         mmr: bool = False,
         mode: Mode = "hybrid",
         candidates: int | None = None,
+        query_vector: np.ndarray | None = None,
     ) -> list[Hit]:
+        """The top `k` papers for `query`. `query_vector`, if given, is the query's
+        embedding computed beforehand (the evaluation harness embeds its queries in
+        batches); otherwise the query is embedded here."""
         k = k or self.settings.k
         filters = filters or Filters()
         n = max(candidates or self.settings.candidates, k)
-        query_vector = self.embedder.embed_one(query)
-        rankings: list[tuple[list[str], float]] = []
-        bm25_scores: dict[str, float] = {}
-        if mode in ("hybrid", "dense"):
-            dense = self.store.nearest(query_vector, n, filters.chroma_where())
-            rankings.append(([id for id, _ in dense], self.settings.dense_weight if mode == "hybrid" else 1.0))
-        if mode in ("hybrid", "bm25") and self.lexical is not None:
-            # Over-fetch when filtering: BM25 filters after ranking.
+        weights = self.weights(mode)
+        if query_vector is None:
+            query_vector = self.embedder.embed_one(query)
+        query_vector = np.asarray(query_vector, dtype=np.float32)
+
+        # 1. Candidates from each ranker (Chroma filters itself; BM25 over-fetches, then filters).
+        lists: dict[str, list[tuple[str, float]]] = {}
+        scales: dict[str, float | None] = {}
+        if "dense" in weights:
+            lists["dense"] = self.store.nearest(query_vector, n, filters.chroma_where())
+        if self.lexical is not None:
             fetch = n * 4 if filters.active else n
-            body = self.lexical.search(query, fetch)
-            bm25_scores = dict(body)
-            rankings.append(([id for id, _ in body], self.settings.bm25_weight if mode == "hybrid" else 1.0))
-            if mode == "hybrid":
-                titles = self.lexical.search_titles(query, fetch)
-                rankings.append(([id for id, _ in titles], self.settings.title_weight))
-        fused = reciprocal_rank_fusion(rankings, self.settings.rrf_k)
-        ordered = sorted(fused, key=lambda id: (-fused[id], id))
-        pool = ordered[: max(k * 4, n)] if (mmr or filters.active) else ordered[: k]
+            if "bm25" in weights:
+                lists["bm25"] = self.lexical.search(query, fetch)
+                scales["bm25"] = self.lexical.ceiling(query)
+            if weights.get("title", 0) > 0:
+                lists["title"] = self.lexical.search_titles(query, fetch)
+                scales["title"] = self.lexical.title_ceiling(query)
+
+        # 2. One fetch of every candidate: metadata for the filters, embeddings for exact cosines.
+        pool = list(dict.fromkeys(id for items in lists.values() for id, _ in items))
         rows = self.store.get(pool, with_embeddings=True)
-        by_id = {id: (Paper.from_metadata(meta), vec) for id, meta, vec in zip(rows.ids, rows.metadatas, rows.embeddings)}
+        found = {id: (meta, np.asarray(vec, dtype=np.float32)) for id, meta, vec in zip(rows.ids, rows.metadatas, rows.embeddings)}
+        papers: dict[str, Paper] = {}
+        if filters.active:
+            papers = {id: Paper.from_metadata(meta) for id, (meta, _) in found.items()}
+            found = {id: row for id, row in found.items() if filters.accepts(papers[id])}
+        # (an id missing from `found` is a BM25 entry lagging a concurrent delete, or filtered out)
+        similarity = {id: float(vec @ query_vector) for id, (_, vec) in found.items()}
+
+        # 3. Fusion.
+        fused = dict(fuse_candidates(lists, similarity, weights, self.settings.fusion, self.settings.rrf_k, scales))
+        ordered = list(fused)
+        ordered = ordered[: max(k * 4, n)] if mmr else ordered[:k]
+
+        bm25_scores = dict(lists.get("bm25", []))
         hits = []
-        for id in pool:
-            if id not in by_id:
-                continue  # the BM25 index can briefly lag a concurrent delete
-            paper, vector = by_id[id]
-            if not filters.accepts(paper):
-                continue
-            vector = np.asarray(vector, dtype=np.float32)
-            hits.append(Hit(paper, fused[id], float(vector @ query_vector), bm25=bm25_scores.get(id), embedding=vector))
+        for id in ordered:
+            meta, vector = found[id]
+            paper = papers.get(id) or Paper.from_metadata(meta)
+            hits.append(Hit(paper, fused[id], similarity[id], bm25=bm25_scores.get(id), embedding=vector))
         if mmr and hits:
-            order = mmr_select(query_vector, np.stack([h.embedding for h in hits]), k, self.settings.mmr_lambda)
+            # Fused scores mapped onto the cosine scale MMR trades against redundancy
+            # (in dense mode these are exactly the cosines).
+            best = max(hits[0].score, 1e-9)
+            relevance = np.array([hits[0].similarity * max(h.score, 0.0) / best for h in hits])
+            order = mmr_select(relevance, np.stack([h.embedding for h in hits]), k, self.settings.mmr_lambda)
             hits = [hits[i] for i in order]
         hits = hits[:k]
         for rank, hit in enumerate(hits, start=1):

@@ -91,15 +91,15 @@ class Settings(BaseSettings):
     k: int = Field(default=5, description="Number of abstracts given to the model as evidence.")
     # Fusion defaults tuned on the SciFact training claims (tuning half only); see
     # benchmarks/RETRIEVAL.md and benchmarks/tune_retrieval.py to reproduce.
-    candidates: int = Field(default=50, description="Candidates taken from each ranker before fusion.")
+    candidates: int = Field(default=100, description="Candidates taken from each ranker before fusion.")
     fusion: Literal["convex", "rrf"] = Field(
         default="convex",
-        description="convex: weighted sum of max-normalized scores; rrf: weighted reciprocal rank fusion.",
+        description="convex: cosine + weighted BM25 shares of the query ceiling; rrf: weighted reciprocal rank fusion.",
     )
     rrf_k: int = Field(default=60, description="RRF constant (fusion = rrf only).")
-    dense_weight: float = 1.0
-    bm25_weight: float = 1.0
-    title_weight: float = 0.3
+    dense_weight: float = Field(default=1.0, description="Weight of the query-abstract cosine.")
+    bm25_weight: float = Field(default=1.75, description="Weight of BM25 over title + abstract, as a share of the query's ceiling.")
+    title_weight: float = Field(default=0.1, description="Weight of BM25 over titles alone.")
     mmr_lambda: float = 0.7
 
     # --- grounding -----------------------------------------------------------

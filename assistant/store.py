@@ -95,8 +95,9 @@ class PaperStore:
 
     @property
     def generation(self) -> str:
-        """Changes on every successful write; the BM25 index records it to detect staleness."""
-        metadata = self._collection.metadata or {}
+        """Changes on every successful write; the BM25 index records it to detect staleness.
+        Read fresh from the server each time: another process (or Library) may have ingested."""
+        metadata = self._client.get_collection(self.settings.collection).metadata or {}
         return str(metadata.get(_GENERATION_KEY, ""))
 
     def get(self, ids: Sequence[str], with_embeddings: bool = False) -> Rows:
