@@ -1,1 +1,63 @@
-"""Commands registered by this module are added as their issues land."""
+"""`assistant serve`: the Gradio research UI on a loopback port."""
+
+from __future__ import annotations
+
+import threading
+from typing import Annotated
+
+import typer
+
+from .common import ChromaUrlOpt, EmbeddingOpt, LlmUrlOpt, ModelOpt, StoreOpt, app, friendly_errors, open_library
+
+
+@app.command()
+@friendly_errors
+def serve(
+    host: Annotated[
+        str | None,
+        typer.Option(help="Interface to bind (default 127.0.0.1, this machine only). 0.0.0.0 exposes the UI to your network."),
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 7860; env ASSISTANT_PORT).", min=1, max=65535)] = None,
+    ingest_if_empty: Annotated[
+        bool, typer.Option("--ingest-if-empty", help="Index the shipped corpus first when the store is empty.")
+    ] = False,
+    store: StoreOpt = None,
+    chroma_url: ChromaUrlOpt = None,
+    embedding_model: EmbeddingOpt = None,
+    model: ModelOpt = None,
+    llm_url: LlmUrlOpt = None,
+) -> None:
+    """Start the web UI: chat with cited answers, summaries, citation lookup, the library."""
+    library = open_library(
+        store=store, chroma_url=chroma_url, embedding_model=embedding_model, model=model, llm_url=llm_url, host=host, port=port
+    )
+    settings = library.settings
+    if ingest_if_empty and library.count() == 0:
+        corpus = settings.corpus_dir
+        if not corpus.exists():
+            raise FileNotFoundError(f"the store is empty and there is no corpus at {corpus} to index")
+        typer.echo(f"The store is empty: indexing {corpus} (once; later starts reuse the index).")
+        report = library.ingest([corpus], show_progress=True)
+        for error in report.errors:
+            typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+        typer.echo(f"Indexed {report.added} papers from {len(report.files)} file(s) into {library.store.location}.")
+    if settings.host not in ("127.0.0.1", "localhost", "::1"):
+        typer.secho(
+            f"warning: binding {settings.host}: the UI is reachable from other machines on your network.",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
+
+    def warm_up() -> None:
+        """Load the embedder and the LLM now, so the first question does not wait for them."""
+        try:
+            library.embedder.embed_one("warm up")
+            library.llm
+        except Exception as exc:  # reported again, readably, when a question needs the model
+            typer.secho(f"warning: {exc}", fg=typer.colors.YELLOW, err=True)
+
+    threading.Thread(target=warm_up, name="warm-up", daemon=True).start()
+
+    from ..ui import serve as serve_ui
+
+    serve_ui(library, settings.host, settings.port)
