@@ -49,7 +49,7 @@ def _export(path: Path, papers, fmt: str | None) -> None:
 def summarize(
     topic: Annotated[str | None, typer.Argument(help="The topic to summarize, e.g. \"diffusion models for video\".")] = None,
     n: Annotated[int, typer.Option("-n", "--n", help="Number of papers to summarize.", min=1, max=50)] = 12,
-    paper: Annotated[str | None, typer.Option("--paper", help="Summarize one paper (TL;DR) by its id instead of a topic.")] = None,
+    paper: Annotated[str | None, typer.Option("--paper", help="Summarize one paper (TL;DR) by its id (or title) instead of a topic.")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the Markdown summary to this file.")] = None,
     fmt: FormatOpt = None,
     export: ExportOpt = None,
