@@ -1,0 +1,396 @@
+"""The Gradio research UI, tested as it runs: `assistant serve` in a subprocess on a free
+loopback port, over a copy of the 33-paper fixture store, with the real default model.
+
+- The HTML renderers are unit-tested directly (fast, no server).
+- Every tab's main action is driven through gradio_client (the app's API endpoints are
+  the same functions the buttons call).
+- A real headless Chromium (Debian's /usr/bin/chromium, driven by Playwright) asks a
+  question, clicks a citation and checks the abstract opens in the sources panel with
+  the supporting sentence highlighted, and that the page makes no request that leaves
+  the machine. Screenshots go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from assistant.records import Paper
+from assistant.ui import (
+    ChatEntry,
+    SourceCard,
+    catalog_rows,
+    chat_messages,
+    friendly_error,
+    highlight,
+    link_citations,
+    render_answer,
+    render_cite_hits,
+    render_paper,
+    render_sources,
+)
+from conftest import free_port
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+CGS_QUESTION = "What is a convergent graph solver?"
+OBA_QUESTION = "What is Optimal Brain Apoptosis?"
+
+
+# --- pure renderers ------------------------------------------------------------------------
+
+
+def _card(n=1, **kw) -> SourceCard:
+    defaults = dict(
+        id="p-1",
+        title="Convergent Graph Solvers",
+        abstract="We propose CGS. It finds fixed points <fast>. Results are good.",
+        code_url="https://github.com/x/cgs",
+        date="Mar 13",
+        sources=["a.txt"],
+        score=0.91,
+        evidence=["It finds fixed points <fast>."],
+        claims=[("CGS finds fixed points.", 0.91)],
+    )
+    defaults.update(kw)
+    return SourceCard(n=n, **defaults)
+
+
+def test_link_citations_escapes_text_and_links_each_marker():
+    html = link_citations("a < b [1][2].", 3, {1: 'T "one"'})
+    assert "a &lt; b" in html
+    assert '<a class="cite" href="#src-3-1" title="T &quot;one&quot;">[1]</a>' in html
+    assert 'href="#src-3-2"' in html
+
+
+def test_highlight_marks_supporting_sentences_and_escapes():
+    html = highlight("First one. Second <b>bold</b> one. Third.", ["Second <b>bold</b> one.", "Missing."])
+    assert html == "First one. <mark>Second &lt;b&gt;bold&lt;/b&gt; one.</mark> Third."
+    # whitespace differences do not prevent the match
+    assert "<mark>" in highlight("A  long\nsentence here.", ["A long sentence here."])
+
+
+def test_answer_bubble_and_sources_panel():
+    entry = ChatEntry(question="what is <CGS>?", answer="CGS finds fixed points [1].", status="done", mode="generated", cards=[_card()], seconds=1.5)
+    bubble = render_answer(entry, 0)
+    assert "\n" not in bubble  # one HTML block: Markdown leaves it alone
+    assert 'href="#src-0-1"' in bubble and "[1] Convergent Graph Solvers" in bubble and "1.5 s" in bubble
+    assert 'href="#copy-0"' in bubble
+    messages = chat_messages([entry])
+    assert messages[0] == {"role": "user", "content": "what is &lt;CGS&gt;?"}
+    panel = render_sources([entry])
+    assert 'id="src-0-1" open' in panel
+    assert "<mark>It finds fixed points &lt;fast&gt;.</mark>" in panel
+    assert 'href="https://github.com/x/cgs"' in panel and "support 0.91" in panel
+    # an earlier exchange folds below the latest one; ids stay unique per exchange
+    later = ChatEntry(question="next", answer="More [1].", status="done", cards=[_card(title="Other")])
+    panel = render_sources([entry, later])
+    assert panel.index('id="src-1-1"') < panel.index('id="src-0-1"')
+    assert '<details class="turn" id="turn-0">' in panel
+
+
+def test_abstention_error_and_pending_states():
+    nearest = [_card(n=1, title="Nearest paper", score=0.21)]
+    abstained = ChatEntry(question="bread?", status="abstained", mode="abstained", nearest=nearest)
+    bubble = render_answer(abstained, 2)
+    assert "No relevant paper" in bubble and "Nearest paper" in bubble and 'href="#src-2-1"' in bubble
+    assert "similarity 0.21" in render_sources([abstained])
+    error = ChatEntry(question="q", status="error", message="model file not found: /x.gguf")
+    assert "Could not answer: model file not found: /x.gguf" in render_answer(error, 0)
+    assert "Searching the papers" in render_answer(ChatEntry(question="q"), 0)
+    assert "Reading 5 abstracts" in render_answer(ChatEntry(question="q", status="writing", papers_read=5), 0)
+
+
+def test_paper_view_lookup_hits_and_catalog_filter():
+    paper = Paper(title="Optimal Brain Apoptosis", abstract="Pruning with Hessians. Code: https://github.com/NEU-REAL/OBA.", sources=["f.jsonl"])
+    other = Paper(title="Convergent Graph Solvers", abstract="Fixed points.", sources=["g.csv"])
+
+    class Hit:
+        def __init__(self, paper, similarity=0.5, support=0.8, sentence="Pruning with Hessians.", kind="claim"):
+            self.paper, self.similarity, self.support, self.sentence, self.kind = paper, similarity, support, sentence, kind
+
+    view = render_paper(paper, [Hit(other)])
+    assert "Optimal Brain Apoptosis" in view and "https://github.com/NEU-REAL/OBA" in view
+    assert f'data-paper="{other.id}"' in view and "Related papers" in view
+    hits = render_cite_hits([Hit(paper)])
+    assert "“Pruning with Hessians.”" in hits and "support 0.80" in hits and "supports the claim" in hits
+    assert "No paper in the library" in render_cite_hits([])
+    assert [row[0] for row in catalog_rows([paper, other], "hessian pruning")] == ["Optimal Brain Apoptosis"]
+    assert [row[0] for row in catalog_rows([paper, other], "", source="g.csv")] == ["Convergent Graph Solvers"]
+    assert [row[0] for row in catalog_rows([paper, other], "", has_code=True)] == ["Optimal Brain Apoptosis"]
+
+
+def test_runtime_applies_settings_per_request_without_reopening_the_store(fixture_library):
+    from assistant.ui import Runtime
+
+    runtime = Runtime(fixture_library)
+    reader = runtime.reader(3, 0.5, 96, "", "")
+    assert (reader.settings.k, reader.settings.temperature, reader.settings.max_tokens) == (3, 0.5, 96)
+    assert reader.settings.model is None and reader.settings.llm_url is None
+    assert reader.store is fixture_library.store  # one open store, shared
+    assert runtime.reader(3, 0.5, 96, "", "") is reader  # cached per settings
+    other = runtime.reader(3, 0.5, 96, "/models/x.gguf", "")
+    assert other is not reader and other.settings.model == "/models/x.gguf"
+    assert fixture_library.settings.k == 5  # the base settings are untouched
+
+
+def test_friendly_error_never_a_traceback():
+    assert friendly_error(ValueError("the question is empty")) == "the question is empty"
+    message = friendly_error(RuntimeError("boom"))
+    assert "RuntimeError" in message and "Traceback" not in message
+
+
+# --- the running app ---------------------------------------------------------------------
+
+
+def _get(url: str, timeout: float = 2.0) -> int:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return response.status
+
+
+@pytest.fixture(scope="module")
+def server(fixture_store_dir: Path, tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path):
+    """`assistant serve` over a private copy of the fixture store (uploads write to it)."""
+    store = tmp_path_factory.mktemp("ui") / "store"
+    shutil.copytree(fixture_store_dir, store)
+    port = free_port()
+    log_path = artifacts_dir / "ui-server.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
+    env.update(ASSISTANT_STORE_DIR=str(store), ASSISTANT_N_THREADS=os.environ.get("ASSISTANT_N_THREADS", "2"), NO_COLOR="1")
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "assistant.cli", "serve", "--port", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 180
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"`assistant serve` exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
+        try:
+            if "running at" in log_path.read_text() and _get(url) == 200:
+                break
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"the UI did not come up in 180 s:\n{log_path.read_text()[-3000:]}")
+        time.sleep(0.5)
+    yield {"url": url, "store": store, "log": log_path}
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+    log_text = log_path.read_text()
+    assert "Traceback" not in log_text, log_text[-3000:]
+
+
+def test_serve_binds_loopback_and_prints_the_url(server):
+    text = server["log"].read_text()
+    assert f"running at {server['url']}" in text
+    assert urlparse(server["url"]).hostname == "127.0.0.1"
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    from gradio_client import Client
+
+    return Client(server["url"], verbose=False)
+
+
+def _text(message: dict) -> str:
+    content = message["content"]
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return str(content)
+
+
+def test_chat_two_sessions_at_once_both_get_cited_answers_and_follow_ups_work(server, client):
+    from gradio_client import Client
+
+    other = Client(server["url"], verbose=False)
+    first = client.submit(CGS_QUESTION, api_name="/ask")
+    second = other.submit(OBA_QUESTION, api_name="/ask")
+    results = [first.result(timeout=240), second.result(timeout=240)]
+    for result, title in zip(results, ["Convergent Graph Solvers", "Optimal Brain Apoptosis"]):
+        _, messages, panel, info = result
+        answer = _text(messages[-1])
+        assert messages[-1]["role"] == "assistant"
+        assert 'class="cite" href="#src-0-1"' in answer, answer
+        assert title in answer and title in panel
+        assert 'id="src-0-1" open' in panel and "<mark>" in panel
+        assert "Last answer by" in info
+    # the follow-up in the first session is the second exchange (ids src-1-n) and the
+    # earlier answer stays in the conversation
+    _, messages, panel, _ = client.predict("How is it trained?", api_name="/ask")
+    assert len(messages) == 4 and _text(messages[0]) == CGS_QUESTION
+    assert 'id="turn-0"' in panel and ("src-1-1" in panel or "No relevant paper" in _text(messages[-1]))
+
+
+def test_chat_abstains_with_nearest_titles_and_shows_errors_inline(server):
+    from gradio_client import Client
+
+    session = Client(server["url"], verbose=False)
+    _, messages, panel, _ = session.predict("How do I bake sourdough bread at home?", api_name="/ask")
+    answer = _text(messages[-1])
+    assert "No relevant paper" in answer and "Nearest titles" in answer
+    assert "similarity" in panel
+    missing = str(server["store"] / "no-such-model.gguf")
+    _, messages, _, _ = session.predict(CGS_QUESTION, model=missing, api_name="/ask")
+    answer = _text(messages[-1])
+    assert "Could not answer: model file not found" in answer and "Traceback" not in answer
+
+
+def _download(server, update) -> tuple[str, str]:
+    """(file name, text) of a DownloadButton's file, fetched from the app as a browser would."""
+    path = update["value"] if isinstance(update, dict) else update
+    assert update.get("interactive", True) if isinstance(update, dict) else True
+    with urllib.request.urlopen(f"{server['url']}gradio_api/file={path}", timeout=10) as response:
+        return Path(path).name, response.read().decode("utf-8")
+
+
+def test_summary_topic_and_paper_with_downloads(server, client):
+    markdown, md_button, bib_button = client.predict("pruning neural networks", n=5, api_name="/summarize_topic")
+    assert "Could not summarize" not in markdown, markdown
+    assert "Optimal Brain Apoptosis" in markdown and "[1]" in markdown
+    name, text = _download(server, md_button)
+    assert name == "summary-pruning-neural-networks.md" and text.strip() == markdown.strip()
+    name, text = _download(server, bib_button)
+    assert name.endswith(".bib") and text.lstrip().startswith("@") and "Optimal Brain Apoptosis" in text
+    paper_id = Paper(title="Convergent Graph Solvers", abstract="x").id
+    markdown, md_button, _ = client.predict(paper_id, api_name="/summarize_paper")
+    assert "Could not summarize" not in markdown, markdown
+    assert "Convergent Graph Solvers" in markdown
+    assert _download(server, md_button)[0] == "summary-convergent-graph-solvers.md"
+
+
+def test_citation_lookup_quotes_the_support_and_formats_references(client):
+    html, bibtex, markdown = client.predict(
+        "a deep learning method that learns iterative mappings with guaranteed convergence", k=3, api_name="/cite"
+    )
+    assert "Could not look this up" not in html, html
+    assert "Convergent Graph Solvers" in html and 'class="quote"' in html
+    assert "@" in bibtex and "Convergent Graph Solvers" in bibtex
+    assert "Convergent Graph Solvers" in markdown
+
+
+def test_library_search_select_and_upload(client, tmp_path: Path):
+    from gradio_client import handle_file
+
+    table, note = client.predict("apoptosis", api_name="/library_search")
+    assert [row[0] for row in table["data"]] == ["Optimal Brain Apoptosis"] and "1 of 33" in note
+    paper_id = Paper(title="Optimal Brain Apoptosis", abstract="x").id
+    view = client.predict(paper_id, api_name="/paper")
+    assert "Optimal Brain Apoptosis" in view and "Related papers" in view and "data-paper=" in view
+
+    good = tmp_path / "new.jsonl"
+    good.write_text(
+        '{"title": "Tidal Lemmas for Sparse Octopus Networks", "abstract": "We prove tidal lemmas for sparse octopus networks and '
+        'show that octopus routing converges in logarithmic time on tidal graphs."}\n',
+        encoding="utf-8",
+    )
+    bad = tmp_path / "broken.json"
+    bad.write_text("{not json", encoding="utf-8")
+    outputs = client.predict([handle_file(good), handle_file(bad)], "octopus", api_name="/ingest")
+    report, table = outputs[0], outputs[1]
+    assert "1 added" in report and "34 papers" in report, report
+    assert "broken.json" in report and "/tmp/gradio" not in report  # errors name the uploaded file
+    assert [row[0] for row in table["data"]] == ["Tidal Lemmas for Sparse Octopus Networks"]
+
+
+# --- a real browser --------------------------------------------------------------------------
+
+
+def test_browser_ask_click_citation_and_see_the_abstract(server, artifacts_dir: Path):
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (make test does: apt-get install chromium)")
+    from playwright.sync_api import expect, sync_playwright
+
+    base = server["url"].rstrip("/")
+    offsite: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1366, "height": 768}, permissions=["clipboard-read", "clipboard-write"])
+            page = context.new_page()
+            page.set_default_timeout(30_000)
+
+            def record(request) -> None:
+                host = urlparse(request.url).hostname
+                if request.url.startswith(("http://", "https://", "ws://", "wss://")) and host not in ("127.0.0.1", "localhost"):
+                    offsite.append(request.url)
+
+            page.on("request", record)
+            page.goto(server["url"])
+            box = page.locator("#question textarea")
+            box.fill(OBA_QUESTION)
+            box.press("Enter")
+            citation = page.locator("#chat a.cite").first
+            expect(citation).to_be_visible(timeout=240_000)
+            expect(page.locator("#chat .answer:not(.pending)")).to_have_count(1, timeout=240_000)
+            page.screenshot(path=str(artifacts_dir / "ui-chat-answer.png"))
+
+            # open a card other than the default one, then click the citation: it opens
+            page.locator("#sources details.src summary").first.click()
+            expect(page.locator("#sources details.src[open]")).to_have_count(0)
+            citation.click()
+            card = page.locator("#sources details.src.active[open]")
+            expect(card).to_have_count(1)
+            expect(card.locator(".title")).to_contain_text("Optimal Brain Apoptosis")
+            expect(card.locator(".abstract mark").first).to_be_visible()
+            assert len(card.locator(".abstract").inner_text()) > 300  # the whole abstract
+            page.screenshot(path=str(artifacts_dir / "ui-chat-citation-clicked.png"))
+
+            # "Copy" puts the answer and its references on the clipboard as plain text
+            page.locator("#chat a.copy").first.click()
+            copied = page.evaluate("() => navigator.clipboard.readText()")
+            assert "[1]" in copied and "\nReferences\n[1] Optimal Brain Apoptosis" in copied and "<" not in copied, copied
+
+            # Stop right after asking: whether it lands before or during the answer, the
+            # answer ends (nothing left pending) and the next question is answered, so the
+            # model was not left locked by the stopped generation.
+            idle = "document.body.dataset.chat === 'idle'"
+            box.fill(CGS_QUESTION)
+            box.press("Enter")
+            page.locator("#stop").click()
+            page.wait_for_function(idle, timeout=60_000)
+            expect(page.locator("#chat .answer.pending")).to_have_count(0)
+            expect(page.locator("#chat .answer")).to_have_count(2)
+            box.fill(OBA_QUESTION)
+            box.press("Enter")
+            expect(page.locator("#chat .answer")).to_have_count(3)
+            page.wait_for_function(idle, timeout=240_000)
+            expect(page.locator("#chat .answer.pending")).to_have_count(0)
+            expect(page.locator("#chat .answer").last.locator("a.cite").first).to_be_visible()
+            page.screenshot(path=str(artifacts_dir / "ui-chat-after-stop.png"))
+
+            page.get_by_role("tab", name="Library").click()
+            page.locator("#library-table [data-testid='cell-0-0']").click()
+            expect(page.locator("#paper-view h3")).to_be_visible()
+            expect(page.locator("#paper-view .related li").first).to_be_visible()
+            page.screenshot(path=str(artifacts_dir / "ui-library.png"))
+        finally:
+            browser.close()
+    assert not offsite, f"the page made requests off the machine: {offsite}"
