@@ -15,7 +15,10 @@ import numpy as np
 
 from .embeddings import Embedder
 from .records import Paper
-from .text import looks_like_instruction, split_sentences
+from .text import is_boilerplate, looks_like_instruction, split_sentences
+
+_PAPER_RELEVANCE_WEIGHT = 0.5
+_BOILERPLATE_PENALTY = 0.5
 
 
 @dataclass
@@ -97,9 +100,17 @@ class SourceSet:
         return list(self.sources)
 
     def ranked_sentences(self, query_vector: np.ndarray) -> list[EvidenceSentence]:
-        """All source sentences, most similar to the query first."""
+        """All source sentences, best first: similar to the query, from a paper that is
+        itself relevant (a stray on-topic sentence in an off-topic paper ranks lower), and not
+        boilerplate such as "Code is available at ..."."""
         ranked = [
-            EvidenceSentence(source.n, sentence, float(vector @ query_vector))
+            EvidenceSentence(
+                source.n,
+                sentence,
+                float(vector @ query_vector)
+                + _PAPER_RELEVANCE_WEIGHT * source.similarity
+                - (_BOILERPLATE_PENALTY if is_boilerplate(sentence) else 0.0),
+            )
             for source in self.sources.values()
             for sentence, vector in zip(source.sentences, source.vectors)
         ]

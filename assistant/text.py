@@ -19,6 +19,17 @@ _INSTRUCTION = re.compile(
 )
 
 
+_BOILERPLATE = re.compile(
+    r"https?://|\b(code|models?|data(sets?)?|implementation|weights)\b.{0,40}\b(available|released|open-sourced|public)\b",
+    re.IGNORECASE,
+)
+
+
+def is_boilerplate(sentence: str) -> bool:
+    """Links and availability notices: useful as code links, useless as evidence for a claim."""
+    return bool(_BOILERPLATE.search(sentence))
+
+
 def split_sentences(text: str) -> list[str]:
     text = " ".join(text.split())
     if not text:
