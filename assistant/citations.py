@@ -20,7 +20,7 @@ import numpy as np
 
 from .evidence import EvidenceSentence, SourceSet
 from .records import normalize_title
-from .text import looks_like_instruction, split_sentences, with_markers
+from .text import grounded, looks_like_instruction, split_sentences, with_markers
 
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 _LEADING_MARKERS = re.compile(r"^(\s*\[\d+(?:\s*[,;]\s*\d+)*\])+")
@@ -176,6 +176,9 @@ class Verifier:
                 score, evidence = self.support(sentence, vector, n)
                 item.support[n] = (score, evidence)
                 (item.cited if score >= self.threshold else item.removed).append(n)
+            if item.cited and not grounded(sentence, [self.sources[n].paper for n in item.cited]):
+                item.removed += item.cited  # close in meaning, but adds details its sources never state
+                item.cited = []
             if not item.cited:  # uncited or wrongly cited: credit the source that supports it, if any
                 self._reattribute(item, sentence, vector)
             checked.append(item)
@@ -184,7 +187,7 @@ class Verifier:
     def _reattribute(self, item: CheckedSentence, sentence: str, vector: np.ndarray) -> None:
         best = max(((self.support(sentence, vector, n), n) for n in self.sources.numbers()), key=lambda x: x[0][0])
         (score, evidence), n = best
-        if score >= self.threshold:
+        if score >= self.threshold and grounded(sentence, [self.sources[n].paper]):
             item.cited = [n]
             item.support[n] = (score, evidence)
             item.reattributed = True

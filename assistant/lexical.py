@@ -19,14 +19,14 @@ from pathlib import Path
 
 import bm25s
 import numpy as np
-import Stemmer
 
-_STEMMER = Stemmer.Stemmer("english")
+from .text import STEMMER
+
 
 
 def tokenize(texts: list[str]) -> list[list[str]]:
     """English stop words removed and Snowball-stemmed: what makes BM25 strong on SciFact."""
-    return bm25s.tokenize(texts, stopwords="en", stemmer=_STEMMER, return_ids=False, show_progress=False)
+    return bm25s.tokenize(texts, stopwords="en", stemmer=STEMMER, return_ids=False, show_progress=False)
 
 
 def _column_max(scores: dict) -> np.ndarray:

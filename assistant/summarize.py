@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
-import Stemmer
 
 from . import prompts
 from .citations import CheckedSentence, CitedText, Reference, Verifier, render
@@ -46,7 +45,7 @@ from .llm import LLMError, Request
 from .records import Paper, normalize_title
 from .references import format_references, markdown_escape, normalize_format
 from .retrieval import Hit
-from .text import looks_like_instruction, split_sentences, with_markers
+from .text import STEMMER, STOPWORDS, WORD, grounded, looks_like_instruction, split_sentences, with_markers
 
 ProgressFn = Callable[[float, str], None]
 
@@ -57,28 +56,6 @@ OVERVIEW_SENTENCES = 2
 MAX_REDUCE_ROUNDS = 4
 OUTLIER_RATIO = 0.5  # papers less similar to the topic than this share of the best are left out
 
-_STOPWORDS = frozenset(
-    """
-    a about above across after again against all almost along also although always am among an and any are
-    around as at be became because become been before being below between both but by can cannot could did do
-    does doing done down due during each either else enough especially even ever every few for from further
-    get gets given gives had has have having here how however if in into is it its itself just least less
-    like made make makes many may more most much must near need needs neither no nor not now of off often on
-    once one only onto or other others otherwise our ours out over own per perhaps rather same several shall
-    she should show shows shown since so some such than that the their them themselves then there therefore
-    these they this those though through thus to together too toward towards under until up upon us use used
-    uses using very via was we well were what whatever when where whether which while who whom whose why will
-    with within without would yet you your
-    paper papers propose proposes proposed present presents introduce introduces introduced approach approaches
-    method methods result results work works novel new based study studies existing previous recent recently
-    state art demonstrate demonstrates achieve achieves achieved significant significantly first two three
-    problem problems performance experiments experimental extensive effective efficient model models framework
-    et al e g i various different large small high low better best improve improves improved wide provide provides
-    https http github com www code available project page highly generic critical rethinking beyond
-    simple general towards toward effectively efficiently
-    """.split()
-)
-_WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*")
 _CLAUSE = re.compile(r"[.,;:!?()\[\]{}\"“”]|\s[-–—]+\s")
 
 ROLE_PROMPTS = {
@@ -579,36 +556,6 @@ class _TopicSummarizer:
         return None
 
 
-_STEMMER = Stemmer.Stemmer("english")
-# Words a faithful paraphrase may add: how a summary talks about a paper, not what it claims.
-_FRAMING = frozenset(
-    "authors author article researchers describe describes described introduces presented presents proposes "
-    "developed develops designed designs called named termed aims address addresses addressed focus focuses "
-    "including include includes".split()
-)
-
-
-def _content_stems(text: str) -> list[str]:
-    words = (w.lower() for w in _WORD.findall(text))
-    return [_STEMMER.stemWord(w) for w in words if len(w) >= 4 and w not in _STOPWORDS and w not in _FRAMING]
-
-
-def grounded(sentence: str, papers: list[Paper]) -> bool:
-    """True unless the sentence brings in content words that none of its cited papers
-    use (stemmed): at most one per dozen content words, plus one, is tolerated.
-
-    The embedding check in Verifier accepts a sentence that is close in meaning overall;
-    this lexical check catches a small model splicing in a detail from elsewhere
-    (e.g. its few-shot example), which similarity alone can miss.
-    """
-    stems = _content_stems(sentence)
-    if not stems:
-        return True
-    known = {stem for paper in papers for stem in _content_stems(paper.document)}
-    novel = [stem for stem in stems if stem not in known]
-    return len(novel) <= 1 + len(stems) // 12
-
-
 def _near_duplicate(key: str, seen: set[str]) -> bool:
     """Same sentence up to punctuation, one inside the other, or 80% the same words."""
     if key in seen:
@@ -750,7 +697,7 @@ class WordStats:
 
 @lru_cache(maxsize=65536)
 def _stem(word: str) -> str:
-    return _STEMMER.stemWord(word.lower())
+    return STEMMER.stemWord(word.lower())
 
 
 def _terms(text: str) -> list[tuple[str, str]]:
@@ -759,9 +706,9 @@ def _terms(text: str) -> list[tuple[str, str]]:
     terms: list[tuple[str, str]] = []
     for chunk in _CLAUSE.split(text):
         run: list[str] = []  # the current run of consecutive content words
-        for word in _WORD.findall(chunk):
+        for word in WORD.findall(chunk):
             lower = word.lower()
-            if lower in _STOPWORDS or len(lower) < 3 or lower.isdigit():
+            if lower in STOPWORDS or len(lower) < 3 or lower.isdigit():
                 run = []
                 continue
             run = (run + [word])[-3:]

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
+
+import Stemmer
+
+if TYPE_CHECKING:
+    from .records import Paper
 
 # Split after . ! ? when the next sentence starts with a capital, digit or quote, but not
 # after common abbreviations ("e.g.", "et al.", "Fig.") or inside decimals ("3.2").
@@ -62,3 +68,58 @@ def with_markers(sentence: str, numbers: list[int]) -> str:
         return sentence
     body, end = (sentence[:-1], sentence[-1]) if sentence[-1:] in ".!?" else (sentence, ".")
     return f"{body.rstrip()} {markers}{end}"
+
+
+# --- lexical grounding: shared by answer and summary verification -----------------
+
+STOPWORDS = frozenset(
+    """
+    a about above across after again against all almost along also although always am among an and any are
+    around as at be became because become been before being below between both but by can cannot could did do
+    does doing done down due during each either else enough especially even ever every few for from further
+    get gets given gives had has have having here how however if in into is it its itself just least less
+    like made make makes many may more most much must near need needs neither no nor not now of off often on
+    once one only onto or other others otherwise our ours out over own per perhaps rather same several shall
+    she should show shows shown since so some such than that the their them themselves then there therefore
+    these they this those though through thus to together too toward towards under until up upon us use used
+    uses using very via was we well were what whatever when where whether which while who whom whose why will
+    with within without would yet you your
+    paper papers propose proposes proposed present presents introduce introduces introduced approach approaches
+    method methods result results work works novel new based study studies existing previous recent recently
+    state art demonstrate demonstrates achieve achieves achieved significant significantly first two three
+    problem problems performance experiments experimental extensive effective efficient model models framework
+    et al e g i various different large small high low better best improve improves improved wide provide provides
+    https http github com www code available project page highly generic critical rethinking beyond
+    simple general towards toward effectively efficiently
+    """.split()
+)
+WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*")
+
+STEMMER = Stemmer.Stemmer("english")
+# Words a faithful paraphrase may add: how a summary talks about a paper, not what it claims.
+_FRAMING = frozenset(
+    "authors author article researchers describe describes described introduces presented presents proposes "
+    "developed develops designed designs called named termed aims address addresses addressed focus focuses "
+    "including include includes".split()
+)
+
+
+def _content_stems(text: str) -> list[str]:
+    words = (w.lower() for w in WORD.findall(text))
+    return [STEMMER.stemWord(w) for w in words if len(w) >= 4 and w not in STOPWORDS and w not in _FRAMING]
+
+
+def grounded(sentence: str, papers: list["Paper"]) -> bool:
+    """True unless the sentence brings in content words that none of its cited papers
+    use (stemmed): at most one per dozen content words, plus one, is tolerated.
+
+    The embedding check in Verifier accepts a sentence that is close in meaning overall;
+    this lexical check catches a small model splicing in a detail from elsewhere
+    (e.g. its few-shot example), which similarity alone can miss.
+    """
+    stems = _content_stems(sentence)
+    if not stems:
+        return True
+    known = {stem for paper in papers for stem in _content_stems(paper.document)}
+    novel = [stem for stem in stems if stem not in known]
+    return len(novel) <= 1 + len(stems) // 12
