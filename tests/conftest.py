@@ -24,6 +24,20 @@ SHIPPED_CORPUS = PROJECT_ROOT / "store" / "corpus"
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 
 
+def venv_executable(name: str, why: str) -> str:
+    """A console script installed beside this Python (the project's .venv), else on PATH."""
+    import shutil
+    import sys
+
+    local = Path(sys.executable).parent / name
+    if local.exists():
+        return str(local)
+    found = shutil.which(name)
+    if found is None:
+        pytest.skip(why)
+    return found
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -7,9 +7,7 @@ environment the assistant sets, and stopped at the end of the module.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,17 +18,11 @@ from assistant.library import EmptyStore, Library
 from assistant.settings import Settings
 from assistant.store import StoreError
 
-from conftest import FIXTURE_PAPERS, free_port
+from conftest import FIXTURE_PAPERS, free_port, venv_executable
 
 
 def _chroma_executable() -> str:
-    local = Path(sys.executable).parent / "chroma"
-    if local.exists():
-        return str(local)
-    found = shutil.which("chroma")
-    if found is None:
-        pytest.skip("no `chroma` executable (it comes with the chromadb package)")
-    return found
+    return venv_executable("chroma", "no `chroma` executable (it comes with the chromadb package)")
 
 
 @pytest.fixture(scope="module")

@@ -8,26 +8,18 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURE_PAPERS, FIXTURES
+from conftest import FIXTURE_PAPERS, FIXTURES, venv_executable
 
 FORMATS = FIXTURES / "formats"
 
 
 def _executable() -> str:
-    local = Path(sys.executable).parent / "assistant"
-    if local.exists():
-        return str(local)
-    found = shutil.which("assistant")
-    if found is None:
-        pytest.skip("the `assistant` console script is not installed (pip install -e .)")
-    return found
+    return venv_executable("assistant", "the `assistant` console script is not installed (pip install -e .)")
 
 
 def run_cli(store: Path, *args: str | Path, timeout: float = 240) -> subprocess.CompletedProcess:

@@ -41,17 +41,11 @@ def _print_streamed(pipeline, question: str, history) -> object:
 
 
 def _print_references(result, fmt: str) -> None:
-    if not result.references:
-        return
-    typer.echo("")
-    if fmt == "text":
-        typer.echo("References")
-        for reference in result.references:
-            typer.echo(reference.line())
-        return
     from ..references import format_references
 
-    typer.echo(format_references(result.cited_papers(), fmt))
+    if result.references:
+        typer.echo("\nReferences")
+        typer.echo(format_references(result.cited_papers(), fmt))
 
 
 @app.command()
