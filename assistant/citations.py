@@ -52,10 +52,6 @@ class Citation:
     def paper_id(self) -> str:
         return self.id
 
-    @property
-    def supported(self) -> bool:
-        return True  # only supported citations survive verification
-
     def to_dict(self) -> dict:
         return {
             "n": self.n,
@@ -79,10 +75,6 @@ class Reference:
     def to_dict(self) -> dict:
         return {"n": self.n, "id": self.id, "title": self.title, "code_url": self.code_url, "date": self.date, "sources": self.sources}
 
-    def line(self) -> str:
-        code = f" — code: {self.code_url}" if self.code_url else ""
-        return f"[{self.n}] {self.title} (id: {self.id}){code}"
-
 
 @dataclass
 class CitedText:
@@ -97,9 +89,6 @@ class CitedText:
     @property
     def text(self) -> str:
         return " ".join(with_markers(sentence, numbers) for sentence, numbers in self.sentences)
-
-    def references_text(self) -> str:
-        return "\n".join(ref.line() for ref in self.references)
 
 
 def parse_cited_sentences(text: str) -> list[tuple[str, list[int]]]:

@@ -11,11 +11,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from .errors import ModelNotFound
 from . import settings as _settings  # noqa: F401  (sets the offline environment first)
-
-
-class ModelNotFound(Exception):
-    """A configured model path or name cannot be loaded offline."""
 
 
 def default_embedding_model() -> str:

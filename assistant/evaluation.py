@@ -37,6 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import InputError
+from .progress import Progress, report
 from .records import Paper
 from .settings import Settings
 
@@ -137,7 +139,7 @@ def _read_jsonl(path: Path) -> list[dict]:
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{number}: not JSON: {exc.msg}") from exc
+                raise InputError(f"{path}:{number}: not JSON: {exc.msg}") from exc
     return rows
 
 
@@ -149,13 +151,13 @@ def read_qrels(path: Path) -> Qrels:
             if not row or not "".join(row).strip():
                 continue
             if len(row) < 3:
-                raise ValueError(f"{path}:{number}: expected `query-id<TAB>corpus-id<TAB>score`")
+                raise InputError(f"{path}:{number}: expected `query-id<TAB>corpus-id<TAB>score`")
             try:
                 score = int(float(row[2]))
             except ValueError:
                 if number == 1:
                     continue  # the header
-                raise ValueError(f"{path}:{number}: score {row[2]!r} is not a number") from None
+                raise InputError(f"{path}:{number}: score {row[2]!r} is not a number") from None
             qrels.setdefault(row[0].strip(), {})[row[1].strip()] = score
     return qrels
 
@@ -163,11 +165,11 @@ def read_qrels(path: Path) -> Qrels:
 def load_beir(corpus: Path, queries: Path, qrels: Path) -> BeirData:
     for path in (corpus, queries, qrels):
         if not Path(path).is_file():
-            raise FileNotFoundError(f"no such file: {path}")
+            raise InputError(f"no such file: {path}")
     docs = _read_jsonl(Path(corpus))
     for number, doc in enumerate(docs, start=1):
         if "_id" not in doc:
-            raise ValueError(f"{corpus}: record {number} has no `_id`")
+            raise InputError(f"{corpus}: record {number} has no `_id`")
         doc["_id"] = str(doc["_id"])
         doc.setdefault("title", "")
         doc.setdefault("text", "")
@@ -223,16 +225,13 @@ def select_queries(data: BeirData, split: str = "all", seed: int = 0, limit: int
         elif split in ("heldout", "held-out", "test"):
             ids = held
         else:
-            raise ValueError(f"--split must be all, tune or heldout, not {split!r}")
+            raise InputError(f"--split must be all, tune or heldout, not {split!r}")
     if limit is not None:
         ids = ids[:limit]
     return ids
 
 
 # --- retrieval harness -----------------------------------------------------------------
-
-Progress = Callable[[str, int, int], None]
-
 
 @dataclass
 class RetrievalReport:
@@ -267,12 +266,12 @@ class EvalIndex:
         )
         self.library = Library(self.settings)
 
-    def ingest(self, papers: list[Paper], show_progress: bool = False) -> None:
+    def ingest(self, papers: list[Paper], progress: Progress | None = None) -> None:
         if self.library.count() == len(papers) and not self._temporary:
             known = self.library.store.get([p.id for p in papers[:50]])
             if len(known.ids) == min(50, len(papers)):
                 return  # reused store already holds this corpus
-        self.library.ingest_papers(papers, show_progress=show_progress)
+        self.library.ingest_papers(papers, progress=progress)
 
     def retriever(self, **overrides: object):
         from .retrieval import Retriever
@@ -322,10 +321,10 @@ def run_queries(
     return run
 
 
-def embed_queries(embedder, queries: dict[str, str], query_ids: Sequence[str], show_progress: bool = False) -> dict[str, np.ndarray]:
+def embed_queries(embedder, queries: dict[str, str], query_ids: Sequence[str]) -> dict[str, np.ndarray]:
     """Every query embedded once, in batches: much faster than one at a time, and the
     vectors match what Retriever.search would compute (up to float rounding)."""
-    vectors = embedder.embed([queries[qid] for qid in query_ids], progress=show_progress)
+    vectors = embedder.embed([queries[qid] for qid in query_ids])
     return dict(zip(query_ids, vectors))
 
 
@@ -336,11 +335,10 @@ def evaluate_retrieval(
     *,
     modes: Sequence[str] = MODES,
     store_dir: Path | None = None,
-    show_progress: bool = False,
+    progress: Progress | None = None,
 ) -> RetrievalReport:
-    """Index the corpus in a throwaway store and score every mode on the given queries."""
-    from tqdm import tqdm
-
+    """Index the corpus in a throwaway store and score every mode on the given queries.
+    `progress` gets (done, total, message) for the indexing, then for the queries."""
     papers, untitled = beir_papers(data.corpus)
     overrides: dict[str, object] = {}
     if untitled * 2 > len(papers):
@@ -351,17 +349,23 @@ def evaluate_retrieval(
     runs: dict[str, dict[str, list[str]]] = {}
     with EvalIndex(settings, store_dir) as index:
         started = time.perf_counter()
-        index.ingest(papers, show_progress=show_progress)
+        index.ingest(papers, progress=progress)
         seconds["index"] = time.perf_counter() - started
         retriever = index.retriever(**overrides)
         vectors = embed_queries(index.library.embedder, data.queries, query_ids)
-        with tqdm(total=len(query_ids) * len(modes), desc="Queries", unit="query", disable=not show_progress) as bar:
-            for mode in modes:
-                bar.set_postfix_str(mode)
-                started = time.perf_counter()
-                runs[mode] = run_queries(retriever, data.queries, query_ids, mode, on_query=lambda: bar.update(1), vectors=vectors)
-                seconds[mode] = time.perf_counter() - started
-                metrics[mode] = evaluate_run(runs[mode], qrels)
+        total = len(query_ids) * len(modes)
+        done = 0
+        for mode in modes:
+
+            def on_query(mode: str = mode) -> None:
+                nonlocal done
+                done += 1
+                report(progress, done, total, f"queries ({mode})")
+
+            started = time.perf_counter()
+            runs[mode] = run_queries(retriever, data.queries, query_ids, mode, on_query=on_query, vectors=vectors)
+            seconds[mode] = time.perf_counter() - started
+            metrics[mode] = evaluate_run(runs[mode], qrels)
         used = retriever.settings
     return RetrievalReport(
         metrics=metrics,
@@ -389,12 +393,12 @@ class AnswerCase:
 def load_questions(path: Path) -> list[AnswerCase]:
     """JSONL of {"question": ..., "expected_ids": [...]} ("ids" accepted too)."""
     if not Path(path).is_file():
-        raise FileNotFoundError(f"no such file: {path}")
+        raise InputError(f"no such file: {path}")
     cases = []
     for number, row in enumerate(_read_jsonl(Path(path)), start=1):
         question = str(row.get("question") or "").strip()
         if not question:
-            raise ValueError(f"{path}: record {number} has no `question`")
+            raise InputError(f"{path}: record {number} has no `question`")
         ids = row.get("expected_ids", row.get("ids", []))
         if isinstance(ids, str):
             ids = [ids]
@@ -488,19 +492,20 @@ def summarize_answers(outcomes: Sequence[AnswerOutcome]) -> dict:
     }
 
 
-def evaluate_answers(library, cases: Sequence[AnswerCase], show_progress: bool = False, answer: Callable | None = None) -> tuple[dict, list[AnswerOutcome]]:
+def evaluate_answers(
+    library, cases: Sequence[AnswerCase], progress: Progress | None = None, answer: Callable | None = None
+) -> tuple[dict, list[AnswerOutcome]]:
     """Run every question through the answer pipeline (``answer_question`` by default).
 
     The pipeline's result must expose ``abstained``, ``citations`` (each with
     ``paper_id`` and ``supported``). A question that raises counts as wrong, not fatal.
     """
-    from tqdm import tqdm
-
     if answer is None:
         from .answer import answer_question as answer  # imported late: the LLM stack is heavy
 
     outcomes = []
-    for case in tqdm(cases, desc="Questions", unit="question", disable=not show_progress):
+    for number, case in enumerate(cases, start=1):
+        report(progress, number - 1, len(cases), "questions")
         started = time.perf_counter()
         try:
             result = answer(library, case.question, history=None)
@@ -516,7 +521,7 @@ def evaluate_answers(library, cases: Sequence[AnswerCase], show_progress: bool =
                 case.expected_ids,
                 abstained,
                 [str(c.paper_id) for c in citations],
-                [bool(getattr(c, "supported", False)) for c in citations],
+                [bool(getattr(c, "supported", True)) for c in citations],  # verified citations are supported
                 elapsed,
                 support=[float(getattr(c, "support", 0.0) or 0.0) for c in citations],
             )

@@ -10,23 +10,20 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
-from tqdm import tqdm
-
+from .errors import EmptyStore, InputError
 from .embeddings import Embedder, get_embedder
 from .lexical import LexicalIndex, index_dir
 from .readers import Problem, read_paths
 from .records import Paper
 from .retrieval import Filters, Hit, Mode, Retriever
+from . import progress as progress_
+from .progress import Progress
 from .settings import Settings
 from .store import PaperStore, Rows
 
-Progress = Callable[[int, int, str], None]  # (done, total, what)
-
-
-class EmptyStore(Exception):
-    """Searching before anything was ingested: tell the user how to fix it."""
-
+T = TypeVar("T")
 
 @dataclass
 class IngestReport:
@@ -63,7 +60,7 @@ class Library:
         self._store: PaperStore | None = None
         self._lexical: LexicalIndex | None = None
         self._catalog: tuple[str, list[Paper]] | None = None
-        self._llm = None
+        self._derived: dict[str, tuple[list[Paper], object]] = {}
 
     # --- components, created on first use -----------------------------------------
 
@@ -78,19 +75,21 @@ class Library:
     def embedder(self) -> Embedder:
         return get_embedder(self.settings.embedding_model, self.settings.embedding_batch_size)
 
-    @property
-    def retriever(self) -> Retriever:
-        return Retriever(self.settings, self.store, self.embedder, self._lexical_index())
+    def retriever(self, settings: Settings | None = None) -> Retriever:
+        """Retrieval with this library's index and the given (per-call) settings."""
+        return Retriever(settings or self.settings, self.store, self.embedder, self._lexical_index())
 
     @property
     def llm(self):
         """The configured LLM backend, loaded once per process on first use."""
+        return self.llm_for(self.settings)
+
+    def llm_for(self, settings: Settings | None = None):
+        """The LLM for per-call settings (another model or server); each distinct model is
+        loaded once per process and shared (see llm.get_llm)."""
         from .llm import get_llm
 
-        with self._lock:
-            if self._llm is None:
-                self._llm = get_llm(self.settings)
-            return self._llm
+        return get_llm(settings or self.settings)
 
     def _lexical_index(self) -> LexicalIndex | None:
         with self._lock:
@@ -118,14 +117,14 @@ class Library:
 
     # --- ingest --------------------------------------------------------------------
 
-    def ingest(self, paths: Iterable[str | Path], progress: Progress | None = None, show_progress: bool = False) -> IngestReport:
+    def ingest(self, paths: Iterable[str | Path], progress: Progress | None = None) -> IngestReport:
         """Read files and add their papers; only new or changed abstracts are embedded."""
         result = read_paths(paths)
-        report = self.ingest_papers(result.papers, progress=progress, show_progress=show_progress)
+        report = self.ingest_papers(result.papers, progress=progress)
         report.files, report.errors, report.problems = result.files, result.errors, result.problems
         return report
 
-    def ingest_papers(self, papers: list[Paper], progress: Progress | None = None, show_progress: bool = False) -> IngestReport:
+    def ingest_papers(self, papers: list[Paper], progress: Progress | None = None) -> IngestReport:
         """Embed first, write last: an interruption before the write changes nothing,
         and the write itself is all-or-nothing (see PaperStore.write)."""
         report = IngestReport()
@@ -150,7 +149,7 @@ class Library:
                     keep_vector.append(paper)
                 else:
                     report.unchanged += 1
-            vectors = self._embed([p.document for p in to_embed], progress, show_progress)
+            vectors = self._embed([p.document for p in to_embed], progress)
             report.embedded = len(to_embed)
             rows = Rows()
             for paper, vector in zip(to_embed, vectors):
@@ -160,8 +159,7 @@ class Library:
                 for paper in keep_vector:
                     rows.add(paper.id, stored[paper.id], paper.document, paper.to_metadata())
             if rows.ids:
-                if progress:
-                    progress(len(to_embed), len(to_embed), "writing the index")
+                progress_.report(progress, len(to_embed), len(to_embed), "writing the index")
                 self.store.write(rows)
                 self._lexical_index()  # rebuild BM25 now, not on the user's first search
         return report
@@ -172,15 +170,12 @@ class Library:
             found.update(self.store.papers(ids[start : start + 500]))
         return found
 
-    def _embed(self, texts: list[str], progress: Progress | None, show_progress: bool):
+    def _embed(self, texts: list[str], progress: Progress | None):
         batch = self.settings.embedding_batch_size
         vectors = []
-        with tqdm(total=len(texts), desc="Embedding", unit="paper", disable=not show_progress or not texts) as bar:
-            for start in range(0, len(texts), batch):
-                vectors.extend(self.embedder.embed(texts[start : start + batch]))
-                bar.update(min(batch, len(texts) - start))
-                if progress:
-                    progress(min(start + batch, len(texts)), len(texts), "embedding")
+        for start in range(0, len(texts), batch):
+            vectors.extend(self.embedder.embed(texts[start : start + batch]))
+            progress_.report(progress, min(start + batch, len(texts)), len(texts), "embedding")
         return vectors
 
     # --- reading -------------------------------------------------------------------
@@ -196,22 +191,24 @@ class Library:
         filters: Filters | None = None,
         mmr: bool = False,
         mode: Mode = "hybrid",
+        settings: Settings | None = None,
     ) -> list[Hit]:
+        """Hybrid search; `settings` overrides this library's retrieval settings for one call."""
         query = (query or "").strip()
         if not query:
-            raise ValueError("the query is empty: type what you are looking for")
+            raise InputError("the query is empty: type what you are looking for")
         if self.count() == 0:
             raise EmptyStore(
                 f"the store at {self.store.location} is empty: run `assistant ingest PATH` "
                 f"(e.g. `assistant ingest {self.settings.corpus_dir}`) first"
             )
-        return self.retriever.search(query, k, filters=filters, mmr=mmr, mode=mode)
+        return self.retriever(settings).search(query, k, filters=filters, mmr=mmr, mode=mode)
 
     def get(self, paper_id: str) -> Paper | None:
         return self.store.papers([paper_id]).get(paper_id)
 
     def related(self, paper_id: str, k: int = 5) -> list[Hit]:
-        return self.retriever.related(paper_id, k)
+        return self.retriever().related(paper_id, k)
 
     def catalog(self) -> list[Paper]:
         """Every paper, sorted by title; cached until the store changes."""
@@ -222,6 +219,17 @@ class Library:
                 papers = sorted((Paper.from_metadata(m) for m in rows.metadatas), key=lambda p: p.title.lower())
                 self._catalog = (generation, papers)
             return self._catalog[1]
+
+    def derived(self, name: str, build: Callable[[list[Paper]], T]) -> T:
+        """Something computed from the whole catalog (title index, word statistics), kept
+        on this library and rebuilt only when the store changes."""
+        with self._lock:
+            papers = self.catalog()
+            cached = self._derived.get(name)
+            if cached is None or cached[0] is not papers:
+                cached = (papers, build(papers))
+                self._derived[name] = cached
+            return cached[1]
 
     def stats(self) -> dict:
         papers = self.catalog()

@@ -6,7 +6,7 @@
   (`python -m llama_cpp.server`, `llama-server`).
 
 The pipeline asks only for streamed text from either a completion prompt or chat
-messages, optionally constrained by a GBNF grammar; nothing downstream depends on
+messages; nothing downstream depends on
 which backend (or how good a model) produced the text.
 """
 
@@ -23,11 +23,9 @@ from typing import Protocol
 
 import httpx
 
+from .errors import LLMError
+from .quiet import silence_llama
 from .settings import Settings
-
-
-class LLMError(Exception):
-    """The model cannot be loaded or reached; the message says which and how to fix it."""
 
 
 @dataclass
@@ -39,7 +37,6 @@ class Request:
     max_tokens: int = 200
     temperature: float = 0.1
     stop: list[str] = field(default_factory=list)
-    grammar: str | None = None
     seed: int | None = None
     repeat_penalty: float = 1.0
 
@@ -84,6 +81,7 @@ class LlamaCppBackend:
         path = Path(model_path).expanduser()
         if not path.is_file():
             raise LLMError(f"model file not found: {path} (set --model or ASSISTANT_MODEL to a .gguf file)")
+        silence_llama(settings.verbose)
         try:
             self._llama = Llama(
                 model_path=str(path),
@@ -103,14 +101,10 @@ class LlamaCppBackend:
         return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
     def stream(self, request: Request) -> Iterator[str]:
-        from llama_cpp import LlamaGrammar
-
-        grammar = LlamaGrammar.from_string(request.grammar, verbose=False) if request.grammar else None
         options = dict(
             max_tokens=request.max_tokens,
             temperature=request.temperature,
             stop=request.stop or None,
-            grammar=grammar,
             repeat_penalty=request.repeat_penalty,
             stream=True,
             seed=request.seed,
@@ -183,8 +177,6 @@ class OpenAIHTTPBackend:
         }
         if request.stop:
             body["stop"] = request.stop
-        if request.grammar:
-            body["grammar"] = request.grammar
         if request.seed is not None:
             body["seed"] = request.seed
         if request.repeat_penalty != 1.0:

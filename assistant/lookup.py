@@ -21,9 +21,11 @@ from dataclasses import dataclass
 from rapidfuzz import fuzz
 
 from .citations import Verifier
+from .errors import InputError
 from .evidence import SourceSet
 from .library import Library
 from .records import Paper, normalize_title
+from .settings import Settings
 from .text import split_sentences
 
 # title_score (0-100) from which the text is taken as a title. On the shipped corpus, 600
@@ -69,9 +71,6 @@ class TitleIndex:
 
     def idf(self, word: str) -> float:
         return self._idf.get(word, self._unseen)
-
-    def score(self, query: str, i: int) -> float:
-        return title_score(query, self.titles[i], self)
 
     def match(self, query: str, k: int = 5, cutoff: float = TITLE_CUTOFF) -> list[tuple[Paper, float]]:
         normalized = normalize_title(query)
@@ -130,17 +129,9 @@ def title_score(query: str, title: str, index: "TitleIndex | None" = None) -> fl
     return score
 
 
-_index_cache: dict[int, tuple[list[Paper], TitleIndex]] = {}
-
-
 def title_index(library: Library) -> TitleIndex:
-    """One index per catalog (the catalog list is replaced when the store changes)."""
-    papers = library.catalog()
-    cached = _index_cache.get(id(library))
-    if cached is None or cached[0] is not papers:
-        cached = (papers, TitleIndex(papers))
-        _index_cache[id(library)] = cached
-    return cached[1]
+    """One index per catalog, kept on the library until the store changes."""
+    return library.derived("title_index", TitleIndex)
 
 
 def match_titles(library: Library, text: str, k: int = 5, cutoff: float = TITLE_CUTOFF) -> list[tuple[Paper, float]]:
@@ -149,12 +140,14 @@ def match_titles(library: Library, text: str, k: int = 5, cutoff: float = TITLE_
     return title_index(library).match(text, k, cutoff)
 
 
-def support_claim(library: Library, claim: str, k: int = 5, candidates: int | None = None) -> list[CiteHit]:
+def support_claim(
+    library: Library, claim: str, k: int = 5, candidates: int | None = None, *, settings: Settings | None = None
+) -> list[CiteHit]:
     """Papers whose abstracts support the claim, best first; only those at or above
     settings.support_threshold. Scored by Verifier.support, exactly as answer citations are."""
-    settings = library.settings
+    settings = settings or library.settings
     pool = candidates or max(3 * k, 15)
-    hits = library.search(claim, pool)
+    hits = library.search(claim, pool, settings=settings)
     if not hits:
         return []
     embedder = library.embedder
@@ -170,15 +163,16 @@ def support_claim(library: Library, claim: str, k: int = 5, candidates: int | No
     return [hit for _, _, hit in found[:k]]
 
 
-def cite(library: Library, text: str, k: int = 5) -> list[CiteHit]:
-    """A claim -> supporting papers; a title -> the matching paper. Empty when nothing passes."""
+def cite(library: Library, text: str, k: int = 5, *, settings: Settings | None = None) -> list[CiteHit]:
+    """A claim -> supporting papers; a title -> the matching paper. Empty when nothing passes.
+    `settings` overrides the library's (retrieval, support threshold) for this call."""
     text = " ".join((text or "").split())
     if not text:
-        raise ValueError("nothing to look up: give a claim or a paper title")
+        raise InputError("nothing to look up: give a claim or a paper title")
     titles = match_titles(library, text, k)
     if titles:
         return [
             CiteHit(paper, score / 100.0, (split_sentences(paper.abstract) or [""])[0], "title")
             for paper, score in titles
         ]
-    return support_claim(library, text, k)
+    return support_claim(library, text, k, settings=settings)

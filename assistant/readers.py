@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import UnreadableFile
 from .records import Paper
 
 SUPPORTED_SUFFIXES = (".txt", ".jsonl", ".json", ".csv", ".bib")
@@ -36,10 +37,6 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}: {self.message}"
-
-
-class UnreadableFile(Exception):
-    """The whole file could not be read: missing, unreadable, undecodable or of unknown type."""
 
 
 @dataclass

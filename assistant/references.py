@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 
+from .errors import InputError
 from .records import Paper, normalize_title
 
 FORMATS = ("bibtex", "markdown", "text")
@@ -44,7 +45,7 @@ def normalize_format(fmt: str | None, default: str = "markdown") -> str:
     value = (fmt or default).strip().lower()
     value = _ALIASES.get(value, value)
     if value not in FORMATS:
-        raise ValueError(f"unknown reference format {fmt!r}: use one of {', '.join(FORMATS)}")
+        raise InputError(f"unknown reference format {fmt!r}: use one of {', '.join(FORMATS)}")
     return value
 
 

@@ -16,6 +16,7 @@ from typing import Literal
 
 import numpy as np
 
+from .errors import InputError
 from .embeddings import Embedder
 from .lexical import LexicalIndex
 from .records import Paper, source_key
@@ -145,7 +146,7 @@ def fuse(rankings: list[Ranking], method: str, rrf_k: int) -> dict[str, float]:
         return reciprocal_rank_fusion([(r.ranked, r.weight) for r in rankings], rrf_k)
     if method == "convex":
         return convex_fusion(rankings)
-    raise ValueError(f"fusion must be 'convex' or 'rrf', not {method!r}")
+    raise InputError(f"fusion must be 'convex' or 'rrf', not {method!r}")
 
 
 def fuse_candidates(

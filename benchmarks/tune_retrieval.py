@@ -171,7 +171,7 @@ def main() -> None:
     index = EvalIndex(store_dir=args.store)
     started = time.perf_counter()
     papers, _ = beir_papers(data.corpus)
-    index.ingest(papers, show_progress=True)
+    index.ingest(papers)
     print(f"index ready in {time.perf_counter() - started:.0f} s at {args.store}")
 
     defaults = Settings()

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from ..settings import Settings
 from .common import (
     ChromaUrlOpt,
     JsonOpt,
@@ -22,8 +23,13 @@ from .common import (
 FormatOpt = Annotated[
     str, typer.Option("--format", help="Reference list format: text, markdown or bibtex.")
 ]
-TemperatureOpt = Annotated[float | None, typer.Option(help="Sampling temperature.")]
-MaxTokensOpt = Annotated[int | None, typer.Option("--max-tokens", help="Most tokens the model may write.")]
+TemperatureOpt = Annotated[
+    float | None, typer.Option(help="Sampling temperature.", min=Settings.bounds("temperature")[0], max=Settings.bounds("temperature")[1])
+]
+MaxTokensOpt = Annotated[
+    int | None,
+    typer.Option("--max-tokens", help="Most tokens the model may write.", min=Settings.bounds("max_tokens")[0], max=Settings.bounds("max_tokens")[1]),
+]
 
 
 def _print_streamed(pipeline, question: str, history) -> object:

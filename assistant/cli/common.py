@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
+import traceback
 from pathlib import Path
 from typing import Annotated, Any, Callable
 
@@ -14,7 +16,6 @@ import typer
 from ..settings import Settings
 
 app = typer.Typer(
-    help="A local research assistant over paper abstracts: search, cited answers, summaries, citation lookup.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -33,7 +34,10 @@ LlmUrlOpt = Annotated[
     typer.Option("--llm-url", help="OpenAI-compatible llama.cpp server, e.g. http://127.0.0.1:8080/v1 (env ASSISTANT_LLM_URL)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-KOpt = Annotated[int | None, typer.Option("-k", "--k", help="Number of papers to retrieve.", min=1)]
+_K_MIN, _K_MAX = Settings.bounds("k")
+KOpt = Annotated[
+    int | None, typer.Option("-k", "--k", help="Number of papers to give the model as evidence.", min=_K_MIN, max=_K_MAX)
+]
 
 
 def make_settings(**overrides: Any) -> Settings:
@@ -57,28 +61,83 @@ def fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+class _Options:
+    """Process-wide flags given before the command (`assistant --debug ask ...`)."""
+
+    debug = False
+
+
+options = _Options()
+
+
+@app.callback()
+def global_options(
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks for every error.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="Show llama.cpp's log and Python warnings (env ASSISTANT_VERBOSE=1).")
+    ] = False,
+) -> None:
+    """A local research assistant over paper abstracts: search, cited answers, summaries, citation lookup."""
+    from ..quiet import quiet_terminal
+
+    options.debug = debug
+    if verbose:
+        os.environ["ASSISTANT_VERBOSE"] = "1"  # every Settings() of this process sees it
+    quiet_terminal(verbose or Settings().verbose)
+
+
 def friendly_errors(func: Callable) -> Callable:
-    """Known failures become `error: ...` and exit 1; Ctrl-C exits 130 quietly."""
-    from ..embeddings import ModelNotFound
-    from ..library import EmptyStore
-    from ..store import StoreError
-
-    known: tuple[type[BaseException], ...] = (EmptyStore, StoreError, ModelNotFound, ValueError, FileNotFoundError)
-    try:
-        from ..llm import LLMError
-
-        known += (LLMError,)
-    except ImportError:  # pragma: no cover - during early development only
-        pass
+    """An AssistantError (something the user can fix) becomes one `error: ...` line and
+    exit 1; anything else is a bug: one line naming it, the traceback with --debug.
+    Ctrl-C exits 130 quietly."""
+    from ..errors import AssistantError
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except known as exc:
-            fail(str(exc))
+        except (typer.Exit, typer.Abort):
+            raise
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
             sys.exit(130)
+        except AssistantError as exc:
+            if options.debug:
+                traceback.print_exc()
+            fail(str(exc))
+        except Exception as exc:  # noqa: BLE001 - a bug: say so, traceback on request
+            if options.debug:
+                traceback.print_exc()
+                fail(f"unexpected error ({type(exc).__name__}: {exc})")
+            fail(f"unexpected error ({type(exc).__name__}: {exc}); run with --debug for the traceback")
 
     return wrapper
+
+
+def progress_bar(description: str, unit: str, enabled: bool = True):
+    """A tqdm bar behind the one progress signature (done, total, message): counts, rate
+    and ETA on stderr. Nothing is drawn until there is work (or ever, when disabled:
+    --json, pipes), so an error stays the first line the user reads."""
+    from tqdm import tqdm
+
+    bars: list = []
+
+    def update(done: int, total: int, message: str) -> None:
+        if not enabled or not total:
+            return
+        if not bars:
+            bars.append(tqdm(desc=description, unit=unit, total=total, dynamic_ncols=True))
+        bar = bars[0]
+        if done < bar.n:  # a new phase (indexing, then queries): start the bar again
+            bar.reset(total=total)
+        elif bar.total != total:
+            bar.total = total
+        bar.set_postfix_str(message, refresh=False)
+        bar.update(done - bar.n)
+
+    def close() -> None:
+        for bar in bars:
+            bar.close()
+
+    update.close = close  # type: ignore[attr-defined]
+    return update

@@ -12,13 +12,13 @@ from .common import (
     ChromaUrlOpt,
     EmbeddingOpt,
     JsonOpt,
-    KOpt,
     StoreOpt,
     app,
     fail,
     friendly_errors,
     open_library,
     print_json,
+    progress_bar,
 )
 
 
@@ -33,7 +33,11 @@ def ingest(
 ) -> None:
     """Add papers to the store. Unchanged papers are not re-embedded."""
     library = open_library(store=store, chroma_url=chroma_url, embedding_model=embedding_model)
-    report = library.ingest(paths, show_progress=not as_json)
+    bar = progress_bar("Ingesting", "paper", enabled=not as_json)
+    try:
+        report = library.ingest(paths, progress=bar)
+    finally:
+        bar.close()
     if as_json:
         print_json(report.to_dict())
     else:
@@ -54,7 +58,7 @@ def ingest(
 @friendly_errors
 def search(
     query: Annotated[str, typer.Argument(help="What to look for.")],
-    k: KOpt = 10,
+    k: Annotated[int, typer.Option("-k", "--k", help="Number of results.", min=1, max=1000)] = 10,
     source: Annotated[str | None, typer.Option(help="Only papers from this source file.")] = None,
     date: Annotated[str | None, typer.Option(help="Only papers with this page date label, e.g. 'Mar 13'.")] = None,
     has_code: Annotated[bool | None, typer.Option("--has-code/--no-code", help="Only papers with (or without) a code link.")] = None,

@@ -20,6 +20,7 @@ from .common import (
     make_settings,
     open_library,
     print_json,
+    progress_bar,
 )
 
 eval_app = typer.Typer(help="Measure retrieval and answer quality.", no_args_is_help=True)
@@ -60,7 +61,11 @@ def retrieval(
     settings = make_settings(embedding_model=embedding_model)
     if not as_json:
         typer.echo(f"{len(data.corpus)} documents, {len(query_ids)} queries (split: {split}); indexing in a temporary store...", err=True)
-    report = evaluate_retrieval(data, query_ids, settings, modes=modes, show_progress=not as_json)
+    bar = progress_bar("Evaluating", "item", enabled=not as_json)
+    try:
+        report = evaluate_retrieval(data, query_ids, settings, modes=modes, progress=bar)
+    finally:
+        bar.close()
     if as_json:
         print_json(report.to_dict())
         return
@@ -101,7 +106,11 @@ def answers(
     library = open_library(store=store, chroma_url=chroma_url, embedding_model=embedding_model, model=model, llm_url=llm_url)
     if library.count() == 0:
         fail(f"the store at {library.store.location} is empty: run `assistant ingest PATH` first")
-    summary, outcomes = evaluate_answers(library, cases, show_progress=not as_json)
+    bar = progress_bar("Questions", "question", enabled=not as_json)
+    try:
+        summary, outcomes = evaluate_answers(library, cases, progress=bar)
+    finally:
+        bar.close()
     if as_json:
         data = dict(summary)
         if details:
