@@ -1,35 +1,43 @@
 """The Gradio research UI, tested as it runs: `assistant serve` in a subprocess on a free
 loopback port, over a copy of the 33-paper fixture store, with the real default model.
 
-- The HTML renderers are unit-tested directly (fast, no server).
+- The HTML renderers, Stop bookkeeping and upload and model checks are unit-tested
+  directly (fast, no server).
 - Every tab's main action is driven through gradio_client (the app's API endpoints are
   the same functions the buttons call).
 - A real headless Chromium (Debian's /usr/bin/chromium, driven by Playwright) asks a
   question, clicks a citation and checks the abstract opens in the sources panel with
   the supporting sentence highlighted, and that the page makes no request that leaves
-  the machine. Screenshots go to test-artifacts/.
+  the machine; a second page checks the Settings tab, the Library table's sorting and
+  paper view, and mixed uploads. Screenshots go to test-artifacts/.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 
+from assistant.errors import InputError
 from assistant.records import Paper
+from assistant.settings import Settings
 from assistant.ui import (
     ChatEntry,
+    Runtime,
     SourceCard,
     catalog_rows,
     chat_messages,
+    check_model,
     friendly_error,
     highlight,
     link_citations,
@@ -37,6 +45,7 @@ from assistant.ui import (
     render_cite_hits,
     render_paper,
     render_sources,
+    split_uploads,
 )
 from conftest import free_port
 
@@ -139,23 +148,76 @@ def test_paper_view_lookup_hits_and_catalog_filter():
 
 
 def test_runtime_applies_settings_per_request_without_reopening_the_store(fixture_library):
-    from assistant.ui import Runtime
-
     runtime = Runtime(fixture_library)
-    reader = runtime.reader(3, 0.5, 96, "", "")
-    assert (reader.settings.k, reader.settings.temperature, reader.settings.max_tokens) == (3, 0.5, 96)
-    assert reader.settings.model is None and reader.settings.llm_url is None
-    assert reader.store is fixture_library.store  # one open store, shared
-    assert runtime.reader(3, 0.5, 96, "", "") is reader  # cached per settings
-    other = runtime.reader(3, 0.5, 96, "/models/x.gguf", "")
-    assert other is not reader and other.settings.model == "/models/x.gguf"
+    settings = runtime.settings_for(3, 0.5, 96, "", "")
+    assert (settings.k, settings.temperature, settings.max_tokens) == (3, 0.5, 96)
+    assert settings.model is None and settings.llm_url is None
+    assert runtime.library is fixture_library  # one Library (one open store) for every request
+    other = runtime.settings_for(3, 0.5, 96, "/models/x.gguf", "")
+    assert other is not settings and other.model == "/models/x.gguf"
     assert fixture_library.settings.k == 5  # the base settings are untouched
 
 
 def test_friendly_error_never_a_traceback():
-    assert friendly_error(ValueError("the question is empty")) == "the question is empty"
+    assert friendly_error(InputError("the question is empty")) == "the question is empty"
     message = friendly_error(RuntimeError("boom"))
     assert "RuntimeError" in message and "Traceback" not in message
+
+
+def test_stop_or_clear_with_nothing_running_never_stops_a_later_question():
+    """Bug: Stop or Clear with nothing running set an "early stop" that cancelled the
+    next question asked within 3 s."""
+    runtime = Runtime(object())  # the stop bookkeeping needs no library
+    assert runtime.request_stop("s") is None
+    assert runtime.request_stop("s", clear=True) is None
+    assert not runtime.start_run("s").stop.is_set()
+    runtime.end_run("s", runtime.start_run("s", "run-1"))
+    runtime.request_stop("s", "run-1")  # the page's last question, already answered
+    assert not runtime.start_run("s", "run-2").stop.is_set()
+
+
+def test_stop_before_the_answer_starts_stops_that_answer_only():
+    runtime = Runtime(object())
+    assert runtime.request_stop("s", "run-1") is None  # asked, not started yet
+    early = runtime.start_run("s", "run-1")
+    assert early.stop.is_set() and not early.cleared
+    runtime.end_run("s", early)
+    assert early.ended.is_set()
+    assert not runtime.start_run("s", "run-2").stop.is_set()
+    assert not runtime.start_run("other", "run-1").stop.is_set()  # another tab's run
+    runtime.request_stop("t", "run-3", clear=True)
+    assert runtime.start_run("t", "run-3").cleared
+    running = runtime.start_run("u", "run-4")
+    ended = runtime.request_stop("u", "run-4")
+    assert running.stop.is_set() and ended is running.ended
+
+
+def test_model_setting_is_checked_as_entered(tmp_path: Path):
+    assert check_model("", "") is None  # the packaged default
+    assert "not found" in check_model(str(tmp_path / "missing.gguf"), "")
+    assert "not a file" in check_model(str(tmp_path), "")
+    text = tmp_path / "notes.gguf"
+    text.write_text("hello", encoding="utf-8")
+    assert "not a GGUF model file" in check_model(str(text), "")
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"GGUF\x03\x00\x00\x00")
+    assert check_model(str(gguf), "") is None
+    assert check_model(str(tmp_path / "missing.gguf"), "http://127.0.0.1:8080/v1") is None  # the server wins
+    assert "http://" in check_model("", "localhost:8080")
+
+
+def test_mixed_uploads_keep_the_supported_files():
+    accepted, rejected = split_uploads(["/t/a.JSONL", "/t/b.pdf", "/t/c.bib", "/t/d"])
+    assert accepted == ["/t/a.JSONL", "/t/c.bib"] and rejected == ["/t/b.pdf", "/t/d"]
+
+
+def test_sliders_take_their_range_from_settings(fixture_library):
+    from assistant.ui import build_app
+
+    app = build_app(fixture_library)
+    sliders = {b.elem_id: b for b in app.blocks.values() if getattr(b, "elem_id", None) in ("k", "temperature", "max-tokens")}
+    for elem_id, field in (("k", "k"), ("temperature", "temperature"), ("max-tokens", "max_tokens")):
+        assert (sliders[elem_id].minimum, sliders[elem_id].maximum) == Settings.bounds(field)
 
 
 # --- the running app ---------------------------------------------------------------------
@@ -320,20 +382,57 @@ def test_library_search_select_and_upload(client, tmp_path: Path):
     assert [row[0] for row in table["data"]] == ["Tidal Lemmas for Sparse Octopus Networks"]
 
 
+def test_mixed_upload_ingests_the_supported_files_and_names_the_others(client, tmp_path: Path):
+    """Bug: one unsupported file made Gradio reject the whole upload (and cover the
+    accepted files with an error in the browser)."""
+    from gradio_client import handle_file
+
+    good = tmp_path / "more.jsonl"
+    good.write_text(
+        '{"title": "Lunar Sheaves for Dense Walrus Graphs", "abstract": "We define lunar sheaves on dense walrus graphs and '
+        'prove that walrus colourings extend along every lunar sheaf."}\n',
+        encoding="utf-8",
+    )
+    pdf = tmp_path / "notes.pdf"
+    pdf.write_bytes(b"%PDF-1.4 not a supported format")
+    outputs = client.predict([handle_file(good), handle_file(pdf)], "walrus", api_name="/ingest")
+    report, table = outputs[0], outputs[1]
+    assert "1 added" in report and "Not a supported file type" in report and "notes.pdf" in report, report
+    assert "/tmp/gradio" not in report
+    assert [row[0] for row in table["data"]] == ["Lunar Sheaves for Dense Walrus Graphs"]
+
+
+def test_stop_or_clear_with_nothing_running_do_not_stop_the_next_question(server):
+    """Bug: Stop (or Clear) with nothing running cancelled the next question asked within 3 s."""
+    from gradio_client import Client
+
+    session = Client(server["url"], verbose=False)
+    session.predict(api_name="/stop")
+    _, messages, _, _ = session.predict(OBA_QUESTION, api_name="/ask")
+    answer = _text(messages[-1])
+    assert "Stopped" not in answer and 'class="cite"' in answer, answer
+    session.predict(api_name="/clear")
+    _, messages, _, _ = session.predict(CGS_QUESTION, api_name="/ask")
+    answer = _text(messages[-1])
+    assert len(messages) == 2 and "Stopped" not in answer and 'class="cite"' in answer, answer
+
+
 # --- a real browser --------------------------------------------------------------------------
 
 
-def test_browser_ask_click_citation_and_see_the_abstract(server, artifacts_dir: Path):
+@contextmanager
+def _browser_page(server, **context_options):
+    """A page of headless Chromium at 1366x768 on the app; fails the test if the page
+    made a request that leaves the machine."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (make test does: apt-get install chromium)")
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import sync_playwright
 
-    base = server["url"].rstrip("/")
     offsite: list[str] = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            context = browser.new_context(viewport={"width": 1366, "height": 768}, permissions=["clipboard-read", "clipboard-write"])
+            context = browser.new_context(viewport={"width": 1366, "height": 768}, **context_options)
             page = context.new_page()
             page.set_default_timeout(30_000)
 
@@ -344,53 +443,177 @@ def test_browser_ask_click_citation_and_see_the_abstract(server, artifacts_dir: 
 
             page.on("request", record)
             page.goto(server["url"])
-            box = page.locator("#question textarea")
-            box.fill(OBA_QUESTION)
-            box.press("Enter")
-            citation = page.locator("#chat a.cite").first
-            expect(citation).to_be_visible(timeout=240_000)
-            expect(page.locator("#chat .answer:not(.pending)")).to_have_count(1, timeout=240_000)
-            page.screenshot(path=str(artifacts_dir / "ui-chat-answer.png"))
-
-            # open a card other than the default one, then click the citation: it opens
-            page.locator("#sources details.src summary").first.click()
-            expect(page.locator("#sources details.src[open]")).to_have_count(0)
-            citation.click()
-            card = page.locator("#sources details.src.active[open]")
-            expect(card).to_have_count(1)
-            expect(card.locator(".title")).to_contain_text("Optimal Brain Apoptosis")
-            expect(card.locator(".abstract mark").first).to_be_visible()
-            assert len(card.locator(".abstract").inner_text()) > 300  # the whole abstract
-            page.screenshot(path=str(artifacts_dir / "ui-chat-citation-clicked.png"))
-
-            # "Copy" puts the answer and its references on the clipboard as plain text
-            page.locator("#chat a.copy").first.click()
-            copied = page.evaluate("() => navigator.clipboard.readText()")
-            assert "[1]" in copied and "\nReferences\n[1] Optimal Brain Apoptosis" in copied and "<" not in copied, copied
-
-            # Stop right after asking: whether it lands before or during the answer, the
-            # answer ends (nothing left pending) and the next question is answered, so the
-            # model was not left locked by the stopped generation.
-            idle = "document.body.dataset.chat === 'idle'"
-            box.fill(CGS_QUESTION)
-            box.press("Enter")
-            page.locator("#stop").click()
-            page.wait_for_function(idle, timeout=60_000)
-            expect(page.locator("#chat .answer.pending")).to_have_count(0)
-            expect(page.locator("#chat .answer")).to_have_count(2)
-            box.fill(OBA_QUESTION)
-            box.press("Enter")
-            expect(page.locator("#chat .answer")).to_have_count(3)
-            page.wait_for_function(idle, timeout=240_000)
-            expect(page.locator("#chat .answer.pending")).to_have_count(0)
-            expect(page.locator("#chat .answer").last.locator("a.cite").first).to_be_visible()
-            page.screenshot(path=str(artifacts_dir / "ui-chat-after-stop.png"))
-
-            page.get_by_role("tab", name="Library").click()
-            page.locator("#library-table [data-testid='cell-0-0']").click()
-            expect(page.locator("#paper-view h3")).to_be_visible()
-            expect(page.locator("#paper-view .related li").first).to_be_visible()
-            page.screenshot(path=str(artifacts_dir / "ui-library.png"))
+            yield page
         finally:
             browser.close()
     assert not offsite, f"the page made requests off the machine: {offsite}"
+
+
+_STOP_LOOK = """() => {
+  const stop = document.getElementById('stop');
+  const style = getComputedStyle(stop);
+  return {busy: document.body.dataset.chat, disabled: stop.disabled, opacity: parseFloat(style.opacity), background: style.backgroundColor};
+}"""
+
+
+def test_browser_ask_click_citation_and_see_the_abstract(server, artifacts_dir: Path):
+    from playwright.sync_api import expect
+
+    with _browser_page(server, permissions=["clipboard-read", "clipboard-write"]) as page:
+        box = page.locator("#question textarea")
+        # Settings live in their own tab: at 1366x768 the chat input is on screen.
+        expect(box).to_be_in_viewport()
+        page.screenshot(path=str(artifacts_dir / "ui-chat-1366x768.png"))
+        # While the answer runs, Stop looks clickable: enabled, opaque, red (checked at
+        # rest: without Gradio's fade, which could otherwise outlast a quick answer).
+        page.add_style_tag(content="#stop, #ask { transition: none !important; }")
+        box.fill(OBA_QUESTION)
+        box.press("Enter")
+        page.wait_for_function("document.body.dataset.chat === 'busy'")
+        look = page.evaluate(_STOP_LOOK)
+        red, green, blue = (int(v) for v in re.findall(r"\d+", look["background"])[:3])
+        assert not look["disabled"] and look["opacity"] > 0.95 and red > 180 and green < 120 and blue < 120, look
+        page.screenshot(path=str(artifacts_dir / "ui-chat-busy.png"))
+        citation = page.locator("#chat a.cite").first
+        expect(citation).to_be_visible(timeout=240_000)
+        expect(page.locator("#chat .answer:not(.pending)")).to_have_count(1, timeout=240_000)
+        expect(box).to_be_in_viewport()
+        page.screenshot(path=str(artifacts_dir / "ui-chat-answer.png"))
+
+        # open a card other than the default one, then click the citation: it opens
+        page.locator("#sources details.src summary").first.click()
+        expect(page.locator("#sources details.src[open]")).to_have_count(0)
+        citation.click()
+        card = page.locator("#sources details.src.active[open]")
+        expect(card).to_have_count(1)
+        expect(card.locator(".title")).to_contain_text("Optimal Brain Apoptosis")
+        expect(card.locator(".abstract mark").first).to_be_visible()
+        assert len(card.locator(".abstract").inner_text()) > 300  # the whole abstract
+        page.screenshot(path=str(artifacts_dir / "ui-chat-citation-clicked.png"))
+
+        # "Copy" puts the answer and its references on the clipboard as plain text
+        page.locator("#chat a.copy").first.click()
+        copied = page.evaluate("() => navigator.clipboard.readText()")
+        assert "[1]" in copied and "\nReferences\n[1] Optimal Brain Apoptosis" in copied and "<" not in copied, copied
+
+        # Stop right after asking: whether it lands before or during the answer, the
+        # answer ends (nothing left pending) and the next question is answered, so the
+        # model was not left locked by the stopped generation.
+        idle = "document.body.dataset.chat === 'idle'"
+        box.fill(CGS_QUESTION)
+        box.press("Enter")
+        page.locator("#stop").click()
+        page.wait_for_function(idle, timeout=60_000)
+        expect(page.locator("#chat .answer.pending")).to_have_count(0)
+        expect(page.locator("#chat .answer")).to_have_count(2)
+        box.fill(OBA_QUESTION)
+        box.press("Enter")
+        expect(page.locator("#chat .answer")).to_have_count(3)
+        page.wait_for_function(idle, timeout=240_000)
+        expect(page.locator("#chat .answer.pending")).to_have_count(0)
+        expect(page.locator("#chat .answer").last.locator("a.cite").first).to_be_visible()
+        page.screenshot(path=str(artifacts_dir / "ui-chat-after-stop.png"))
+
+        # Stop with nothing running, then ask at once: the answer is not stopped.
+        page.locator("#stop").click()
+        box.fill(CGS_QUESTION)
+        box.press("Enter")
+        expect(page.locator("#chat .answer")).to_have_count(4)
+        expect(page.locator("#chat .answer").last.locator("a.cite").first).to_be_visible(timeout=240_000)
+        page.wait_for_function(idle, timeout=240_000)
+        assert "Stopped" not in page.locator("#chat .answer").last.inner_text()
+
+        page.get_by_role("tab", name="Library").click()
+        page.locator("#library-table [data-testid='cell-0-0']").click()
+        expect(page.locator("#paper-view h3")).to_be_visible()
+        expect(page.locator("#paper-view .related li").first).to_be_visible()
+        page.screenshot(path=str(artifacts_dir / "ui-library.png"))
+
+
+_COLUMN = """(column) => Array.from(document.querySelectorAll(`#library-table [role="gridcell"][data-testid$="-${column}"]`))
+  .map((cell) => cell.innerText.trim())"""
+_PAPER_VIEW = """() => {
+  const view = document.querySelector('#paper-view .paper-view');
+  return {id: view.id, top: view.scrollTop, scrollable: view.scrollHeight > view.clientHeight};
+}"""
+
+
+def _date_key(date: str) -> tuple[int, int]:
+    """'Mar 13' -> sortable; the fixture's dates are all in one month, so text order is
+    day order, and undated papers ('') come first."""
+    return (0, 0) if not date else (1, int(date.split()[-1]))
+
+
+def test_browser_settings_tab_library_sort_related_papers_and_mixed_uploads(server, artifacts_dir: Path, tmp_path: Path):
+    from playwright.sync_api import expect
+
+    with _browser_page(server) as page:
+        # A bad model path is reported as soon as it is entered: in the panel and as a toast.
+        page.get_by_role("tab", name="Settings").click()
+        model = page.locator("#model textarea, #model input").first
+        model.fill(str(tmp_path / "no-such-model.gguf"))
+        model.press("Tab")
+        expect(page.locator(".toast-body").filter(has_text="model file not found")).to_be_visible()
+        expect(page.locator("#settings-status")).to_contain_text("model file not found")
+        page.screenshot(path=str(artifacts_dir / "ui-settings-bad-model.png"))
+        model.fill("")
+        model.press("Tab")
+        expect(page.locator("#settings-status")).not_to_contain_text("not found")
+
+        # Clicking a header sorts by that column; a second click reverses it.
+        page.get_by_role("tab", name="Library").click()
+        table = page.locator("#library-table")
+        expect(table.locator("[data-testid='cell-0-0']")).to_be_visible()
+        unsorted = page.evaluate(_COLUMN, 1)
+        table.locator("[data-testid='header-1']").click()
+        expect(table.locator("[data-testid='header-1'] .sort-indicator")).to_have_attribute("aria-label", re.compile("ascending"))
+        dates = page.evaluate(_COLUMN, 1)
+        assert dates == sorted(dates, key=_date_key) and dates != unsorted, dates
+        table.locator("[data-testid='header-1']").click()
+        expect(table.locator("[data-testid='header-1'] .sort-indicator")).to_have_attribute("aria-label", re.compile("descending"))
+        dates = page.evaluate(_COLUMN, 1)
+        assert dates == sorted(dates, key=_date_key, reverse=True) and dates[0], dates
+        table.locator("[data-testid='header-0']").click()  # another column: sorted by it alone
+        expect(table.locator("[data-testid='header-0'] .sort-indicator")).to_have_attribute("aria-label", re.compile("ascending"))
+        expect(table.locator("th.sorted")).to_have_count(1)
+        table.locator("[data-testid='header-0']").click()
+        expect(table.locator("[data-testid='header-0'] .sort-indicator")).to_have_attribute("aria-label", re.compile("descending"))
+        titles = page.evaluate(_COLUMN, 0)
+        assert titles == sorted(titles, key=str.casefold, reverse=True), titles
+        page.screenshot(path=str(artifacts_dir / "ui-library-sorted.png"))
+
+        # A sorted table's rows still open their own paper.
+        table.locator('[role="gridcell"]').first.click()
+        expect(page.locator("#paper-view h3")).to_have_text(titles[0])
+        # A related paper opens at its top, however far the previous one was scrolled.
+        related = page.locator("#paper-view .related li a")
+        expect(related.first).to_be_visible()
+        page.evaluate("() => { const v = document.querySelector('#paper-view .paper-view'); v.scrollTop = v.scrollHeight; }")
+        before = page.evaluate(_PAPER_VIEW)
+        title = related.last.inner_text()
+        related.last.click()
+        expect(page.locator("#paper-view h3")).to_have_text(title)
+        after = page.evaluate(_PAPER_VIEW)
+        assert after["id"] != before["id"] and after["top"] == 0, (before, after)
+        expect(page.locator("#paper-view h3")).to_be_in_viewport()
+        page.screenshot(path=str(artifacts_dir / "ui-library-related.png"))
+
+        # Mixed uploads: the supported file stays listed and is ingested; the other is named.
+        good = tmp_path / "browser.jsonl"
+        good.write_text(
+            '{"title": "Velvet Lattices for Quiet Heron Routing", "abstract": "We route quiet herons over velvet lattices '
+            'and show that heron routing on velvet lattices needs linear memory."}\n',
+            encoding="utf-8",
+        )
+        pdf = tmp_path / "slides.pdf"
+        pdf.write_bytes(b"%PDF-1.4 not a supported format")
+        page.locator("#add-papers").click()
+        page.locator("#uploads input[type=file]").set_input_files([str(good), str(pdf)])
+        report = page.locator("#ingest-report")
+        expect(report).to_contain_text("slides.pdf")
+        expect(page.locator("#uploads")).to_contain_text("browser")
+        expect(page.locator("#uploads")).not_to_contain_text("Error")
+        page.screenshot(path=str(artifacts_dir / "ui-library-mixed-upload.png"))
+        page.locator("#ingest").click()
+        expect(report).to_contain_text("1 added", timeout=120_000)
+        expect(report).to_contain_text("slides.pdf")

@@ -1,0 +1,135 @@
+"""What every handler shares: the one Library, per-request Settings, Stop, errors, progress.
+
+Stop is a flag (a threading.Event) that the running answer's generation checks between
+tokens, not a Gradio cancel: the answer ends within a token, frees the model, keeps
+what was verified and says "Stopped". Each question the browser asks carries a run id
+(made by assets/ui.js), and Stop names the run it means, so that
+
+- Stop pressed after Ask but before the server started that answer still stops it
+  (the id is remembered until the answer starts), and
+- Stop or Clear pressed with nothing running never affects a later question (a new
+  question has a new id). API clients send no id: their Stop only stops what runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import AssistantError
+from ..library import Library
+from ..settings import Settings
+
+log = logging.getLogger("assistant.ui")
+
+_PENDING_STOP_TTL = 60.0  # seconds a Stop for a not-yet-started answer is remembered
+
+
+@dataclass
+class Run:
+    """One running answer of one session."""
+
+    id: str
+    stop: threading.Event = field(default_factory=threading.Event)
+    ended: threading.Event = field(default_factory=threading.Event)
+    cleared: bool = False  # Clear (not Stop) was pressed before it started: show nothing
+
+
+class Runtime:
+    """The Library behind every handler, and which answer of which session is running."""
+
+    def __init__(self, library: Library) -> None:
+        self.library = library
+        self._lock = threading.Lock()
+        self._runs: dict[str, Run] = {}  # session -> its running answer
+        self._pending: dict[tuple[str, str], tuple[float, bool]] = {}  # (session, run id) -> (when, cleared)
+
+    def start_run(self, session: str, run_id: str = "") -> Run:
+        """Register the session's answer; its stop flag is already set when Stop (or
+        Clear) named this run before it got going."""
+        with self._lock:
+            run = Run(run_id)
+            pending = self._pending.pop((session, run_id), None) if run_id else None
+            if pending is not None:
+                run.stop.set()
+                run.cleared = pending[1]
+            self._runs[session] = run
+            return run
+
+    def request_stop(self, session: str, run_id: str = "", *, clear: bool = False) -> threading.Event | None:
+        """Stop the session's running answer; returns an event set once it has ended
+        (None when nothing was running). `run_id` names the answer the browser last
+        asked: if it has not started yet, it will stop as soon as it does."""
+        with self._lock:
+            now = time.monotonic()
+            for key, (when, _) in list(self._pending.items()):
+                if now - when > _PENDING_STOP_TTL:
+                    del self._pending[key]
+            run = self._runs.get(session)
+            if run_id and (run is None or run.id != run_id):
+                self._pending[(session, run_id)] = (now, clear)
+            if run is None:
+                return None
+            run.stop.set()
+            return run.ended
+
+    def end_run(self, session: str, run: Run) -> None:
+        with self._lock:
+            if self._runs.get(session) is run:
+                del self._runs[session]
+            run.ended.set()
+
+    def settings_for(self, k=None, temperature=None, max_tokens=None, model=None, llm_url=None) -> Settings:
+        """The library's settings with one request's values from the Settings tab."""
+        base = self.library.settings
+        update: dict[str, Any] = {
+            "model": (str(model).strip() or None) if model is not None else base.model,
+            "llm_url": (str(llm_url).strip() or None) if llm_url is not None else base.llm_url,
+        }
+        if k:
+            update["k"] = max(1, int(k))
+        if temperature is not None:
+            update["temperature"] = float(temperature)
+        if max_tokens:
+            update["max_tokens"] = max(16, int(max_tokens))
+        return base.model_copy(update=update)
+
+
+def session_id(request: Any) -> str:
+    """The browser tab (or API client) a request comes from."""
+    return getattr(request, "session_hash", None) or "default"
+
+
+def friendly_error(exc: BaseException) -> str:
+    """A one-line message for the user. An AssistantError says what to fix; anything
+    else is a bug: its traceback goes to the server log, the user gets its name."""
+    if isinstance(exc, AssistantError):
+        return str(exc) or type(exc).__name__
+    log.error("unexpected error in the UI", exc_info=exc)
+    return f"unexpected error ({type(exc).__name__}: {exc}); the server log has the details"
+
+
+def show_error(exc: BaseException, prefix: str = "") -> str:
+    """friendly_error, also shown as a toast at once; returns the message."""
+    import gradio as gr
+
+    message = friendly_error(exc)
+    gr.Warning(f"{prefix}{message}")
+    return message
+
+
+def gradio_progress(progress: Any) -> Callable[[int, int, str], None]:
+    """Adapt the package's progress callbacks, ``(done, total, message)``, to a
+    gr.Progress: counts give Gradio a bar and an ETA."""
+
+    def report(done: int, total: int, message: str) -> None:
+        try:
+            progress((int(done), int(total) or None), desc=message or None, unit="")
+        except Exception:  # noqa: BLE001 - the display must never break the work
+            pass
+
+    return report
