@@ -8,17 +8,21 @@ fallback), or an abstention naming the nearest titles.
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 
-from . import prompts
+from . import generation, prompts
 from .citations import CheckedSentence, CitedText, Verifier, extractive, render
 from .evidence import EvidenceSentence, SourceSet
 from .lexical import tokenize
 from .library import Library
-from .llm import Request
+from .errors import InputError
+from .llm import LLM, Request
 from .retrieval import Filters, Hit
+from .settings import Settings
 
 # "it", "its", "the paper": the follow-up is about the one paper just cited, not the topic.
 _SINGULAR_REFERENCE = re.compile(r"\b(it|its|it's|this (paper|method|model|work|approach)|the (paper|method|model|approach|authors?|work))\b", re.IGNORECASE)
@@ -29,6 +33,7 @@ _FOLLOW_UP = re.compile(
     r"|^(what|how) about\b|^and\b",
     re.IGNORECASE,
 )
+ANSWER_PROMPT = generation.Prompt("answer_system.txt", "answer_user.txt", "answer_completion.txt", stop=("###", "\n"))
 
 
 @dataclass
@@ -72,11 +77,6 @@ class AnswerResult:
     def to_turn(self) -> Turn:
         return Turn(self.question, self.answer, [r.title for r in self.references], self.query, [r.id for r in self.references])
 
-    def text_with_references(self) -> str:
-        if not self.references:
-            return self.answer
-        return self.answer + "\n\nReferences\n" + "\n".join(r.line() for r in self.references)
-
     def to_dict(self) -> dict:
         return {
             "question": self.question,
@@ -109,9 +109,17 @@ def standalone_query(question: str, history: list[Turn] | None) -> str:
 
 
 class AnswerPipeline:
-    def __init__(self, library: Library) -> None:
+    """Answers over one library; `settings` and `llm` override the library's for this
+    pipeline only (a UI slider, another model), so nothing is copied or subclassed."""
+
+    def __init__(self, library: Library, *, settings: Settings | None = None, llm: LLM | None = None) -> None:
         self.library = library
-        self.settings = library.settings
+        self.settings = settings or library.settings
+        self._llm = llm
+
+    @property
+    def llm(self) -> LLM:
+        return self._llm if self._llm is not None else self.library.llm_for(self.settings)
 
     def stream(
         self,
@@ -120,16 +128,18 @@ class AnswerPipeline:
         *,
         k: int | None = None,
         filters: Filters | None = None,
+        stop: threading.Event | None = None,
     ) -> Iterator[AnswerResult]:
         """Yield the result as it grows: verified sentences appear one by one; the last
-        yielded result is final (timings filled in)."""
+        yielded result is final (timings filled in). Setting `stop` ends generation at the
+        next token and frees the model; what was verified so far is kept."""
         question = (question or "").strip()
         if not question:
-            raise ValueError("the question is empty: type a question about the papers")
+            raise InputError("the question is empty: type a question about the papers")
         started = time.perf_counter()
         query = standalone_query(question, history)
         result = AnswerResult(question, query)
-        hits = self.library.search(query, k or self.settings.k, filters=filters)
+        hits = self.library.search(query, k or self.settings.k, filters=filters, settings=self.settings)
         if is_follow_up(question, history):
             hits = self._keep_focus(hits, history[-1].cited_ids, query)  # type: ignore[index]
         result.hits = hits
@@ -146,21 +156,22 @@ class AnswerPipeline:
         evidence = sources.select_evidence(query_vector, self.settings.evidence_sentences)
         result.timings["evidence_s"] = time.perf_counter() - started - result.timings["retrieval_s"]
 
-        llm = self.library.llm
+        llm = self.llm
         result.model = llm.name
-        request = self._request(llm, question, evidence, sources)
+        request = self._request(llm, question, evidence)
         verifier = Verifier(sources, self.settings.support_threshold)
         verified_prefix = ""
         generation_started = time.perf_counter()
-        for token in llm.stream(request):
-            if not result.raw:
-                result.timings["first_token_s"] = time.perf_counter() - started
-            result.raw += token
-            complete = _complete_prefix(result.raw)
-            if complete != verified_prefix:
-                verified_prefix = complete
-                if self._publish(result, verifier.check(complete), sources):
-                    yield result
+        with closing(generation.stream(llm, request, stop)) as tokens:  # closing frees the model at once
+            for token in tokens:
+                if not result.raw:
+                    result.timings["first_token_s"] = time.perf_counter() - started
+                result.raw += token
+                complete = _complete_prefix(result.raw)
+                if complete != verified_prefix:
+                    verified_prefix = complete
+                    if self._publish(result, verifier.check(complete), sources):
+                        yield result
         result.timings["generation_s"] = time.perf_counter() - generation_started
         self._publish(result, verifier.check(result.raw), sources)
         if not result.citations:
@@ -218,39 +229,15 @@ class AnswerPipeline:
         result.timings["total_s"] = time.perf_counter() - started
         return result
 
-    def _request(self, llm, question: str, evidence: list[EvidenceSentence], sources: SourceSet) -> Request:
-        """Fit the evidence into the context window, dropping the least relevant first."""
-        budget = llm.n_ctx - self.settings.max_tokens - 16
-        kept = list(evidence)
-        while True:
-            lines = "\n".join(f"[{e.n}] {prompts.quote(e.text)}" for e in kept)
-            request = self._build(llm, question, lines)
-            text = request.prompt or "\n".join(m["content"] for m in request.messages or [])
-            if len(kept) <= 1 or llm.count_tokens(text) <= budget:
-                return request
-            kept.remove(min(kept, key=lambda e: e.score))
-
-    def _build(self, llm, question: str, evidence_lines: str) -> Request:
-        options = dict(
-            max_tokens=self.settings.max_tokens,
-            temperature=self.settings.temperature,
-            seed=self.settings.seed,
-            repeat_penalty=self.settings.repeat_penalty,
-        )
+    def _request(self, llm: LLM, question: str, evidence: list[EvidenceSentence]) -> Request:
+        """The answer prompt; evidence that does not fit the context goes, least relevant first."""
         quoted_question = " ".join(question.split())
-        if llm.chat:
-            return Request(
-                messages=[
-                    {"role": "system", "content": prompts.render("answer_system.txt")},
-                    {"role": "user", "content": prompts.render("answer_user.txt", evidence=evidence_lines, question=quoted_question)},
-                ],
-                **options,
-            )
-        return Request(
-            prompt=prompts.render("answer_completion.txt", evidence=evidence_lines, question=quoted_question),
-            stop=["###", "\n"],
-            **options,
-        )
+
+        def values(kept: list[EvidenceSentence]) -> dict[str, object]:
+            lines = "\n".join(f"[{e.n}] {prompts.quote(e.text)}" for e in kept)
+            return {"evidence": lines, "question": quoted_question}
+
+        return generation.fit(llm, self.settings, ANSWER_PROMPT, evidence, values, priority=lambda e: e.score)
 
     def _publish(self, result: AnswerResult, checked: list[CheckedSentence], sources: SourceSet) -> bool:
         """Update the verified answer; True when its text changed."""
@@ -273,6 +260,8 @@ def _complete_prefix(raw: str) -> str:
     return raw[:index] if index > 0 else ""
 
 
-def answer_question(library: Library, question: str, history: list[Turn] | None = None, **options) -> AnswerResult:
+def answer_question(
+    library: Library, question: str, history: list[Turn] | None = None, *, settings: Settings | None = None, llm: LLM | None = None, **options
+) -> AnswerResult:
     """One-call API: the final verified answer."""
-    return AnswerPipeline(library).answer(question, history, **options)
+    return AnswerPipeline(library, settings=settings, llm=llm).answer(question, history, **options)

@@ -126,6 +126,15 @@ class Settings(BaseSettings):
     dense_weight: float = Field(default=1.0, description="Weight of the query-abstract cosine.")
     bm25_weight: float = Field(default=1.75, description="Weight of BM25 over title + abstract, as a share of the query's ceiling.")
     title_weight: float = Field(default=0.1, description="Weight of BM25 over titles alone.")
+    sentence_weight: float = Field(
+        default=1.0, ge=0.0, le=10.0, description="Weight of the best query-sentence cosine (sentence index) when re-ranking."
+    )
+    sentence_candidates: int = Field(
+        default=100, ge=1, le=10000, description="Nearest sentences fetched from the sentence index per query."
+    )
+    rerank_depth: int = Field(
+        default=30, ge=1, le=1000, description="Fused candidates re-ranked with their best sentence before the top k are kept."
+    )
     mmr_lambda: float = 0.7
 
     # --- grounding -----------------------------------------------------------
@@ -142,6 +151,20 @@ class Settings(BaseSettings):
         ge=0.0,
         le=1.0,
         description="Minimum similarity between an answer sentence and the cited abstract's best sentence.",
+    )
+    answer_relevance: float = Field(
+        # Calibrated on benchmarks/questions_calibration.jsonl (benchmarks/calibrate_relevance.py):
+        # the highest threshold that wrongly abstains on at most 5% of answerable questions.
+        default=0.45,
+        ge=0.0,
+        le=1.0,
+        description="Minimum question-sentence cosine for a sentence to count as answering the question; below it for every retrieved sentence, abstain.",
+    )
+    strong_relevance: float = Field(
+        default=0.55,
+        ge=0.0,
+        le=1.0,
+        description="Question-sentence cosine from which an answer is labelled 'answers the question: strong' (no unanswerable calibration question reached it).",
     )
     evidence_sentences: int = Field(default=8, ge=1, le=40, description="Evidence sentences shown to the model.")
 

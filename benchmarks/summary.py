@@ -31,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from assistant.generation import prompt_tokens  # noqa: E402
 from assistant.library import Library  # noqa: E402
 from assistant.llm import Request, default_model_path  # noqa: E402
 from assistant.settings import Settings  # noqa: E402
@@ -116,7 +117,7 @@ def main() -> None:
     )
     raw_replay(raw, recorder.requests[:1])  # warm the bare model too
 
-    ours, raws, ratios, calls, prompt_tokens, generated = [], [], [], [], [], []
+    ours, raws, ratios, calls, prompt_sizes, generated = [], [], [], [], [], []
     for topic in args.topics:
         recorder.reset()
         started = time.perf_counter()
@@ -129,7 +130,7 @@ def main() -> None:
         if raw_s > 0:
             ratios.append(elapsed / raw_s)
         calls.append(len(requests))
-        prompt_tokens.append(sum(llm.count_tokens(r.prompt or "\n".join(m["content"] for m in r.messages or [])) for r in requests))
+        prompt_sizes.append(sum(prompt_tokens(llm, r) for r in requests))
         generated.append(recorder.generated)
         label = topic.replace(" ", "_")
         emit(f"summary_s[{label}]", elapsed, 2)
@@ -145,7 +146,7 @@ def main() -> None:
     if ratios:
         emit("ratio_ours_vs_raw_p50", median(ratios), 2)
     emit("llm_calls_p50", median(calls), 0)
-    emit("prompt_tokens_p50", median(prompt_tokens), 0)
+    emit("prompt_tokens_p50", median(prompt_sizes), 0)
     emit("generated_tokens_p50", median(generated), 0)
 
 

@@ -10,16 +10,18 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 
 import httpx
 import pytest
 from typer.testing import CliRunner
 
-from assistant.answer import AnswerPipeline, Turn, answer_question, standalone_query
+from assistant import generation, prompts
+from assistant.answer import ANSWER_PROMPT, AnswerPipeline, Turn, answer_question, standalone_query
 from assistant.citations import Verifier, parse_cited_sentences, render
 from assistant.cli import app
-from assistant.evidence import SourceSet
+from assistant.evidence import EvidenceSentence, SourceSet
 from assistant.llm import default_model_path
 from assistant.records import paper_id
 
@@ -116,6 +118,63 @@ def test_streaming_yields_verified_text_and_timings(fixture_library):
     final = results[-1]
     assert {"retrieval_s", "total_s"} <= set(final.timings)
     assert_well_cited(final)
+
+
+def _evidence_values(kept: list[EvidenceSentence]) -> dict:
+    lines = "\n".join(f"[{e.n}] {prompts.quote(e.text)}" for e in kept)
+    return {"evidence": lines, "question": "What do these papers propose?"}
+
+
+def test_generation_fits_the_prompt_by_dropping_the_least_relevant_evidence(fixture_library):
+    """With a 1024-token generation limit only about 1000 of Gemma's 2048 context tokens are
+    left for the prompt: the lowest-scored evidence goes first, the rest keeps its order."""
+    llm = fixture_library.llm
+    settings = fixture_library.settings.with_overrides(max_tokens=1024)
+    sentences = [s for paper in fixture_library.catalog() for s in paper.abstract.split(". ") if len(s) > 40][:60]
+    # every item numbered apart, from 101 (so its line is found, not the few-shot example's); scores shuffled
+    evidence = [EvidenceSentence(101 + i, text, ((i * 37) % 60) / 60) for i, text in enumerate(sentences)]
+    budget = generation.prompt_budget(llm, 1024)
+    assert budget == llm.n_ctx - 1024 - generation.MARGIN_TOKENS
+    assert generation.prompt_tokens(llm, generation.build(llm, settings, ANSWER_PROMPT, _evidence_values(evidence))) > budget
+
+    request = generation.fit(llm, settings, ANSWER_PROMPT, evidence, _evidence_values, priority=lambda e: e.score)
+    assert generation.prompt_tokens(llm, request) <= budget
+    assert request.max_tokens == 1024 and request.stop == ["###", "\n"] and request.seed == settings.seed
+    shown = [e for e in evidence if f"[{e.n}] " in request.prompt]
+    dropped = [e for e in evidence if e not in shown]
+    assert shown and dropped
+    assert min(e.score for e in shown) > max(e.score for e in dropped)
+    positions = [request.prompt.index(f"[{e.n}] ") for e in shown]
+    assert positions == sorted(positions)  # kept evidence stays in its order
+    # A cap no evidence fits still keeps the best item.
+    tiny = generation.fit(llm, settings, ANSWER_PROMPT, evidence, _evidence_values, priority=lambda e: e.score, cap=10)
+    assert [e for e in evidence if f"[{e.n}] " in tiny.prompt] == [max(evidence, key=lambda e: e.score)]
+    # Without a priority the last items go first.
+    ordered = generation.fit(llm, settings, ANSWER_PROMPT, evidence, _evidence_values, cap=budget // 2)
+    kept = [e.n for e in evidence if f"[{e.n}] " in ordered.prompt]
+    assert kept == list(range(101, 101 + len(kept))) and len(kept) < len(shown)
+
+
+def test_stop_event_ends_the_stream_and_frees_the_model(fixture_library):
+    llm = fixture_library.llm
+    settings = fixture_library.settings.with_overrides(max_tokens=48)
+    unstopped = generation.Prompt("answer_system.txt", "answer_user.txt", "answer_completion.txt")  # no stop words
+    request = generation.build(llm, settings, unstopped, _evidence_values([EvidenceSentence(1, "PolyLoss views losses as polynomial expansions.", 1.0)]))
+    assert len(list(generation.stream(llm, request))) > 3
+
+    stop = threading.Event()
+    tokens = []
+    for token in generation.stream(llm, request, stop):
+        tokens.append(token)
+        stop.set()
+    assert len(tokens) == 1
+    assert not llm._lock.locked()  # the model is free at once, not after max_tokens
+    assert generation.generate(llm, request, stop) == ""  # already stopped: nothing is generated
+
+    # The answer pipeline stops the same way and keeps a verified (extractive) answer.
+    result = AnswerPipeline(fixture_library).answer("What does PolyLoss propose?", stop=stop)
+    assert result.raw == "" and result.mode == "extractive"
+    assert_well_cited(result)
 
 
 def test_empty_question_is_a_clear_error(fixture_library):

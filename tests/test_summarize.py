@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 
 import bibtexparser
 import numpy as np
@@ -20,9 +21,9 @@ from assistant.citations import parse_cited_sentences
 from assistant.cli import app
 from assistant.records import Paper, normalize_title, paper_id
 from assistant.summarize import (
-    _complete_sentences,
-    _drop_unfinished,
     cluster_papers,
+    complete_sentences,
+    drop_unfinished,
     grounded,
     summarize_paper,
     summarize_topic,
@@ -77,7 +78,7 @@ def assert_citations_sound(library, summary) -> None:
 
 def test_topic_summary_cites_only_retrieved_papers(fixture_library):
     progress: list[tuple[float, str]] = []
-    summary = summarize_topic(fixture_library, TOPIC, 6, progress=lambda f, m: progress.append((f, m)))
+    summary = summarize_topic(fixture_library, TOPIC, 6, progress=lambda done, total, m: progress.append((done / total, m)))
     assert not summary.abstained
     assert 2 <= len(summary.hits) <= 6
     assert_citations_sound(fixture_library, summary)
@@ -106,6 +107,14 @@ def test_map_reduce_keeps_citations_when_forced_to_split(fixture_library):
     assert stats["map_parts"] > stats["themes"] >= 1, stats
     if stats.get("reduce_inputs", 0) >= 3:  # more verified key points than one reduce prompt holds
         assert stats["reduce_rounds"] >= 2 and stats["reduce_calls"] >= 3, stats
+    assert_citations_sound(fixture_library, summary)
+
+
+def test_stopped_summary_is_quoted_evidence(fixture_library):
+    stop = threading.Event()
+    stop.set()
+    summary = summarize_topic(fixture_library, TOPIC, 6, stop=stop)
+    assert summary.mode == "extractive" and summary.stats.get("llm_calls", 0) == 0
     assert_citations_sound(fixture_library, summary)
 
 
@@ -215,7 +224,7 @@ def test_grounding_and_sentence_helpers():
     assert grounded("Iterative magnitude pruning finds sparse subnetworks on vision tasks.", [paper])
     # A detail spliced in from elsewhere (here: the few-shot example) is caught.
     assert not grounded("Iterative magnitude pruning cuts training memory by 30% on ImageNet.", [paper])
-    assert _complete_sentences("A full sentence about pruning here. And a cut-off one that") == ["A full sentence about pruning here."]
-    assert _drop_unfinished("Pruning works [1]. It also") == "Pruning works [1]."
-    assert _drop_unfinished("Pruning works [1].") == "Pruning works [1]."
-    assert parse_cited_sentences(_drop_unfinished("No end at all")) == []
+    assert complete_sentences("A full sentence about pruning here. And a cut-off one that") == ["A full sentence about pruning here."]
+    assert drop_unfinished("Pruning works [1]. It also") == "Pruning works [1]."
+    assert drop_unfinished("Pruning works [1].") == "Pruning works [1]."
+    assert parse_cited_sentences(drop_unfinished("No end at all")) == []

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from ..references import format_for_path, format_reference, format_references, normalize_format
+from ..settings import Settings
 from .common import (
     ChromaUrlOpt,
     EmbeddingOpt,
@@ -21,6 +22,7 @@ from .common import (
     friendly_errors,
     open_library,
     print_json,
+    progress_bar,
 )
 
 FormatOpt = Annotated[
@@ -31,10 +33,8 @@ ExportOpt = Annotated[
     Path | None,
     typer.Option("--export", help="Also write the references to this file: .bib → BibTeX, .md → Markdown, .txt → text, other names → --format (default text)."),
 ]
-
-
-def _stderr_progress(fraction: float, message: str) -> None:
-    typer.echo(f"[{fraction:4.0%}] {message}", err=True)
+_N_MIN, _N_MAX = Settings.bounds("summary_papers")
+_N_DEFAULT = Settings.model_fields["summary_papers"].default
 
 
 def _export(path: Path, papers, fmt: str | None) -> None:
@@ -48,7 +48,10 @@ def _export(path: Path, papers, fmt: str | None) -> None:
 @friendly_errors
 def summarize(
     topic: Annotated[str | None, typer.Argument(help="The topic to summarize, e.g. \"diffusion models for video\".")] = None,
-    n: Annotated[int, typer.Option("-n", "--n", help="Number of papers to summarize.", min=1, max=50)] = 12,
+    n: Annotated[
+        int | None,
+        typer.Option("-n", "--n", help=f"Number of papers to summarize (default {_N_DEFAULT}, env ASSISTANT_SUMMARY_PAPERS).", min=_N_MIN, max=_N_MAX),
+    ] = None,
     paper: Annotated[str | None, typer.Option("--paper", help="Summarize one paper (TL;DR) by its id (or title) instead of a topic.")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the Markdown summary to this file.")] = None,
     fmt: FormatOpt = None,
@@ -74,8 +77,11 @@ def summarize(
     if paper is not None:
         result = summarize_paper(library, paper)
     else:
-        progress = _stderr_progress if (not as_json and sys.stderr.isatty()) else None
-        result = summarize_topic(library, topic or "", n, max_context_tokens=max_context_tokens, progress=progress)
+        bar = progress_bar("Summarizing", "step", enabled=not as_json and sys.stderr.isatty())
+        try:
+            result = summarize_topic(library, topic or "", n, max_context_tokens=max_context_tokens, progress=bar)
+        finally:
+            bar.close()
     markdown = result.render(ref_format)
     if export is not None:
         _export(export, result.papers, fmt)

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from .common import ChromaUrlOpt, EmbeddingOpt, LlmUrlOpt, ModelOpt, StoreOpt, app, friendly_errors, open_library
+from ..errors import InputError
+from .common import ChromaUrlOpt, EmbeddingOpt, LlmUrlOpt, ModelOpt, StoreOpt, app, friendly_errors, open_library, progress_bar
 
 
 @app.command()
@@ -35,9 +36,13 @@ def serve(
     if ingest_if_empty and library.count() == 0:
         corpus = settings.corpus_dir
         if not corpus.exists():
-            raise FileNotFoundError(f"the store is empty and there is no corpus at {corpus} to index")
+            raise InputError(f"the store is empty and there is no corpus at {corpus} to index")
         typer.echo(f"The store is empty: indexing {corpus} (once; later starts reuse the index).")
-        report = library.ingest([corpus], show_progress=True)
+        bar = progress_bar("Indexing", "paper")
+        try:
+            report = library.ingest([corpus], progress=bar)
+        finally:
+            bar.close()
         for error in report.errors:
             typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
         typer.echo(f"Indexed {report.added} papers from {len(report.files)} file(s) into {library.store.location}.")

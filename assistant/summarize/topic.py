@@ -1,0 +1,314 @@
+"""Topic summaries, cited sentence by sentence.
+
+retrieve a diverse set of papers (MMR), leave out outliers → number them once, 1..n, in
+one :class:`SourceSet` → group them into themes (:mod:`.themes`) → **map**: for each part
+of a theme that fits the context budget, the model writes one key point per paper from
+that paper's quoted evidence, citing the global number → every key point is checked by
+:class:`Verifier` against the global SourceSet → **reduce**: the model writes an overview
+from the verified key points (with their global markers), in several rounds if they do
+not fit the budget, and its output is verified again → papers left uncited get their best
+evidence sentence quoted → :func:`citations.render` renumbers 1..m and builds the references.
+
+Numbers never change meaning between steps: every prompt shows global numbers, every check
+is against the global SourceSet, and only the final render renumbers. So a summary can cite
+only retrieved papers, each [n] resolves to a reference, and with a model that writes nothing
+useful the summary is entirely quoted evidence with correct citations.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import progress as progress_
+from ..citations import CheckedSentence, CitedText, Reference, render
+from ..errors import InputError, LLMError
+from ..evidence import SourceSet
+from ..library import Library
+from ..llm import LLM
+from ..progress import Progress
+from ..records import Paper, normalize_title
+from ..references import format_references, normalize_format
+from ..retrieval import Hit
+from ..settings import Settings
+from ..text import looks_like_instruction
+from .cleanup import near_duplicate, unique
+from .markdown import abstention_markdown, topic_markdown
+from .themes import Theme, find_themes, theme_count, word_stats
+from .writer import Writer
+
+
+@dataclass
+class TopicSummary:
+    topic: str
+    markdown: str = ""
+    cited: CitedText = field(default_factory=lambda: CitedText([], [], [], [], 0))
+    references: list[Reference] = field(default_factory=list)
+    papers: list[Paper] = field(default_factory=list)  # in reference order: papers[i] is [i + 1]
+    hits: list[Hit] = field(default_factory=list)  # the retrieved papers the summary may cite
+    overview: list[tuple[str, list[int]]] = field(default_factory=list)
+    themes: list[Theme] = field(default_factory=list)
+    abstained: bool = False
+    mode: str = "generated"  # generated | extractive | abstained
+    model: str = ""
+    notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    stats: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def citations(self):
+        return self.cited.citations
+
+    def references_text(self, fmt: str = "markdown") -> str:
+        return format_references(self.papers, fmt)
+
+    def render(self, fmt: str = "markdown") -> str:
+        """The Markdown summary with its reference list in `fmt` (markdown | bibtex | text)."""
+        return topic_markdown(self, normalize_format(fmt))
+
+    def to_dict(self) -> dict:
+        return {
+            "topic": self.topic,
+            "abstained": self.abstained,
+            "mode": self.mode,
+            "markdown": self.markdown,
+            "overview": [{"text": t, "citations": c} for t, c in self.overview],
+            "themes": [theme.to_dict() for theme in self.themes],
+            "citations": [c.to_dict() for c in self.cited.citations],
+            "references": [r.to_dict() for r in self.references],
+            "retrieved": [h.to_dict() for h in self.hits],
+            "dropped": self.cited.dropped,
+            "removed_citations": self.cited.removed_citations,
+            "model": self.model,
+            "notes": self.notes,
+            "timings": {key: round(value, 4) for key, value in self.timings.items()},
+            "stats": self.stats,
+        }
+
+
+def summarize_topic(
+    library: Library,
+    topic: str,
+    n: int | None = None,
+    *,
+    settings: Settings | None = None,
+    llm: LLM | None = None,
+    max_context_tokens: int | None = None,
+    progress: Progress | None = None,
+    stop: threading.Event | None = None,
+) -> TopicSummary:
+    """A cited Markdown summary of the `n` most relevant (diverse) papers on `topic`
+    (default: ``settings.summary_papers``).
+
+    `settings` and `llm` override the library's for this call. `max_context_tokens` caps
+    the prompt size (default: n_ctx minus max_tokens); evidence that does not fit one prompt
+    is summarized in parts and merged (map-reduce). `progress` gets (done, total, message)
+    steps. Setting `stop` ends generation at the next token: the rest is quoted evidence.
+    """
+    topic = " ".join((topic or "").split())
+    if not topic:
+        raise InputError("the topic is empty: say what the summary should be about")
+    settings = settings or library.settings
+    n = settings.summary_papers if n is None else n
+    low, high = Settings.bounds("summary_papers")
+    if not low <= n <= high:
+        raise InputError(f"n must be between {low:g} and {high:g}")
+    return _TopicSummarizer(library, settings, llm, topic, n, max_context_tokens, progress, stop).run()
+
+
+def drop_outliers(hits: list[Hit], ratio: float) -> list[Hit]:
+    """Papers at least `ratio` times as similar to the topic as the best one."""
+    best = max((h.similarity for h in hits), default=0.0)
+    return [h for h in hits if h.similarity >= ratio * best]
+
+
+class _TopicSummarizer:
+    """One topic summary: each method is one step; state shared between steps lives here."""
+
+    def __init__(self, library, settings, llm, topic, n, max_context_tokens, progress, stop) -> None:
+        self.library, self.settings, self.llm = library, settings, llm
+        self.topic, self.n, self.cap = topic, n, max_context_tokens
+        self._progress, self.stop = progress, stop
+        self.result = TopicSummary(topic)
+        self.writer: Writer | None = None  # None: no model, every sentence is quoted
+        self.quoted: set[int] = set()  # id() of quoted (extractive) sentences
+        self.total = 4  # progress steps: retrieve, read, themes..., overview, check
+
+    # --- steps ---------------------------------------------------------------------------
+
+    def run(self) -> TopicSummary:
+        started = time.perf_counter()
+        self._report(0, "retrieving papers")
+        hits = self._retrieve()
+        if not hits:
+            return self._abstain(started)
+        themes = self._themes(hits)
+        self._load_llm()
+        theme_points = self._map(themes)
+        overview = self._overview(theme_points, len(themes))
+        if self.stop is not None and self.stop.is_set():
+            self.result.notes.append("stopped: papers without a key point are quoted")
+        self._assemble(hits, themes, overview, theme_points)
+        self.result.timings["total_s"] = time.perf_counter() - started
+        self._report(self.total, "done")
+        return self.result
+
+    def _retrieve(self) -> list[Hit]:
+        """The relevant papers, outliers left out; [] if none is relevant."""
+        with self._timed("retrieval_s"):
+            hits = self.library.search(self.topic, self.n, mmr=True, settings=self.settings)
+        self.result.hits = hits
+        if not hits or max(h.similarity for h in hits) < self.settings.relevance_threshold:
+            return []
+        kept = drop_outliers(hits, self.settings.summary_outlier_ratio)
+        if len(kept) < len(hits):
+            self.result.notes.append(f"{len(hits) - len(kept)} retrieved paper(s) far less relevant than the rest left out")
+        self.result.hits = kept
+        return kept
+
+    def _abstain(self, started: float) -> TopicSummary:
+        result = self.result
+        result.abstained, result.mode = True, "abstained"
+        result.markdown = abstention_markdown(self.topic, result.hits)
+        result.timings["total_s"] = time.perf_counter() - started
+        self._report(self.total, "done")
+        return result
+
+    def _themes(self, hits: list[Hit]) -> list[Theme]:
+        """Number the papers once (source n is hits[n - 1]) and group them into themes."""
+        self.total = theme_count(len(hits)) + 4
+        with self._timed("themes_s"):
+            self._report(1, "reading abstracts")
+            embedder = self.library.embedder
+            self.sources = SourceSet([h.paper for h in hits], embedder, [h.similarity for h in hits])
+            self.topic_vector = embedder.embed_one(self.topic)
+            vectors = np.stack([h.embedding if h.embedding is not None else embedder.embed_one(h.paper.document) for h in hits])
+            themes = find_themes([h.paper for h in hits], vectors, word_stats(self.library))
+        self.total = len(themes) + 4
+        return themes
+
+    def _load_llm(self) -> None:
+        try:
+            llm = self.llm or self.library.llm_for(self.settings)
+        except LLMError as exc:  # no model: the summary is still made, from quotes
+            self.result.notes.append(f"model unavailable ({exc}); key points are quoted evidence")
+            return
+        self.result.model = llm.name
+        self.writer = Writer(
+            llm, self.settings, self.topic, self.sources, self.topic_vector,
+            max_context_tokens=self.cap, stop=self.stop, notes=self.result.notes,
+        )
+
+    def _map(self, themes: list[Theme]) -> list[list[CheckedSentence]]:
+        """Verified key points per theme."""
+        with self._timed("map_s"):
+            points = []
+            for index, theme in enumerate(themes):
+                self._report(2 + index, f"summarizing theme {index + 1} of {len(themes)}: {theme.heading}")
+                points.append(self.writer.key_points(theme) if self.writer is not None else [])
+        return points
+
+    def _overview(self, theme_points: list[list[CheckedSentence]], themes: int) -> list[CheckedSentence]:
+        """The overview reduced from all key points, else the best evidence sentence quoted."""
+        with self._timed("reduce_s"):
+            self._report(2 + themes, "writing the overview")
+            points = [item for items in theme_points for item in items]
+            overview = self.writer.overview(points) if self.writer is not None and points else []
+            return overview or self._extractive_overview()
+
+    def _assemble(self, hits, themes, overview, theme_points) -> None:
+        """No sentence twice, every paper of a theme cited in it, then one numbering for all."""
+        self._report(self.total - 1, "checking citations")
+        seen: set[str] = set()
+        overview = unique(overview[: self.settings.summary_overview_sentences], seen)
+        theme_points = [unique(points, seen) for points in theme_points]
+        for theme, points in zip(themes, theme_points):
+            self._cite_every_paper(theme, points, seen)
+        self._render(hits, themes, overview, theme_points)
+
+    # --- quoted evidence ---------------------------------------------------------------------
+
+    def _extractive_overview(self) -> list[CheckedSentence]:
+        """The most topic-relevant evidence sentence of all: quoted, so supported by construction."""
+        for evidence in self.sources.ranked_sentences(self.topic_vector):
+            if not looks_like_instruction(evidence.text):
+                return [self._quoted(evidence.text, evidence.n)]
+        return []
+
+    def _cite_every_paper(self, theme: Theme, points: list[CheckedSentence], seen: set[str]) -> None:
+        """Quote a sentence of each theme paper no key point cites; sort by the theme's paper order."""
+        cited_here = {n for item in points for n in item.cited}
+        for number in theme.numbers:
+            if number not in cited_here:
+                quote = self._quote(number, seen)
+                if quote is not None:
+                    points.append(quote)
+        order = {number: i for i, number in enumerate(theme.numbers)}
+        points.sort(key=lambda item: min((order.get(n, len(order)) for n in item.cited), default=len(order)))
+
+    def _quote(self, number: int, seen: set[str]) -> CheckedSentence | None:
+        """Paper `number`'s most topic-relevant sentence not used yet."""
+        source = self.sources[number]
+        if not source.sentences:
+            return None
+        for i in np.argsort(-(source.vectors @ self.topic_vector)).tolist():
+            key = normalize_title(source.sentences[i])
+            if key and not near_duplicate(key, seen):
+                seen.add(key)
+                return self._quoted(source.sentences[i], number)
+        return None
+
+    def _quoted(self, text: str, number: int) -> CheckedSentence:
+        item = CheckedSentence(text, [number], {number: (1.0, text)})
+        self.quoted.add(id(item))
+        return item
+
+    # --- result ------------------------------------------------------------------------------
+
+    def _render(self, hits, themes, overview, theme_points) -> None:
+        """Renumber 1..m over overview and themes, and fill in the result."""
+        result = self.result
+        flat = overview + [item for points in theme_points for item in points]
+        cited = render(flat, self.sources)
+        writer = self.writer
+        cited.dropped = writer.dropped if writer else []
+        cited.removed_citations = writer.removed if writer else 0
+        result.cited, result.references = cited, cited.references
+        by_id = {h.paper.id: h.paper for h in hits}
+        result.papers = [by_id[ref.id] for ref in cited.references]
+        position = len(overview)
+        result.overview = cited.sentences[:position]
+        for theme, points in zip(themes, theme_points):
+            theme.sentences = cited.sentences[position : position + len(points)]
+            position += len(points)
+        result.themes = [theme for theme in themes if theme.sentences]
+        generated = sum(1 for item in flat if id(item) not in self.quoted)
+        result.mode = "generated" if generated else "extractive"
+        stats = writer.stats if writer else Counter()
+        result.stats = {
+            **stats,
+            "papers": len(hits),
+            "themes": len(result.themes),
+            "generated_sentences_verified": stats["generated_sentences_verified"],
+            "generated_sentences_shown": generated,
+            "quoted_sentences_shown": len(flat) - generated,
+            "dropped_sentences": len(cited.dropped),
+        }
+        result.markdown = result.render("markdown")
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def _report(self, done: int, message: str) -> None:
+        progress_.report(self._progress, done, self.total, message)
+
+    @contextmanager
+    def _timed(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        self.result.timings[name] = time.perf_counter() - started
