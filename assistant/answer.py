@@ -14,10 +14,10 @@ from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 
-from . import generation, prompts
+
+from . import generation, prompts, relevance
 from .citations import CheckedSentence, CitedText, Verifier, extractive, render
 from .evidence import EvidenceSentence, SourceSet
-from .lexical import tokenize
 from .library import Library
 from .errors import InputError
 from .llm import LLM, Request
@@ -26,8 +26,6 @@ from .settings import Settings
 
 # "it", "its", "the paper": the follow-up is about the one paper just cited, not the topic.
 _SINGULAR_REFERENCE = re.compile(r"\b(it|its|it's|this (paper|method|model|work|approach)|the (paper|method|model|approach|authors?|work))\b", re.IGNORECASE)
-# Stemmed question words the English stop-word list keeps.
-_QUESTION_WORDS = {"what", "doe", "do", "how", "which", "who", "whom", "whose", "why", "when", "where", "can", "could"}
 _FOLLOW_UP = re.compile(
     r"\b(it|its|it's|they|their|them|this|that|these|those|the (paper|method|model|approach|authors?|work))\b"
     r"|^(what|how) about\b|^and\b",
@@ -145,15 +143,16 @@ class AnswerPipeline:
         result.hits = hits
         result.timings["retrieval_s"] = time.perf_counter() - started
 
-        if not self._relevant(query, hits):
+        embedder = self.library.embedder
+        query_vector = embedder.embed_one(query)
+        scorer = relevance.RelevanceScorer(query, query_vector, self.library.derived("term_weights", relevance.TermWeights), self.settings)
+        if not relevance.answerable(scorer, query, hits):
             yield self._abstain(result, started)
             return
 
-        embedder = self.library.embedder
-        sources = SourceSet([h.paper for h in hits], embedder, [h.similarity for h in hits])
+        sources = SourceSet.from_hits(hits, embedder)
         result.sources = sources
-        query_vector = embedder.embed_one(query)
-        evidence = sources.select_evidence(query_vector, self.settings.evidence_sentences)
+        evidence = sources.select_evidence(query_vector, self.settings.evidence_sentences, scorer.score)
         result.timings["evidence_s"] = time.perf_counter() - started - result.timings["retrieval_s"]
 
         llm = self.llm
@@ -170,16 +169,17 @@ class AnswerPipeline:
                 complete = _complete_prefix(result.raw)
                 if complete != verified_prefix:
                     verified_prefix = complete
-                    if self._publish(result, verifier.check(complete), sources):
+                    if self._publish(result, verifier.check(complete), sources, scorer):
                         yield result
         result.timings["generation_s"] = time.perf_counter() - generation_started
-        self._publish(result, verifier.check(result.raw), sources)
+        self._publish(result, verifier.check(result.raw), sources, scorer)
         if not result.citations:
             result.mode = "extractive"
             dropped = result.cited.dropped if result.cited else []
-            result.cited = extractive(evidence, sources)
+            result.cited = extractive(evidence, sources, min_relevance=self.settings.answer_relevance)
             result.cited.dropped = dropped
             result.answer = result.cited.text
+            self._rate(result.cited, sources, scorer)
         result.timings["total_s"] = time.perf_counter() - started
         yield result
 
@@ -191,17 +191,6 @@ class AnswerPipeline:
         return final
 
     # --- helpers ---------------------------------------------------------------------
-
-    def _relevant(self, query: str, hits: list[Hit]) -> bool:
-        """Relevant when a paper is semantically close, or moderately close and contains
-        every content word of the question (rare names like "PolyLoss" embed poorly)."""
-        threshold = self.settings.relevance_threshold
-        if any(h.similarity >= threshold for h in hits):
-            return True
-        terms = set(tokenize([query])[0]) - _QUESTION_WORDS
-        return bool(terms) and any(
-            h.similarity >= threshold / 2 and terms <= set(tokenize([h.paper.document])[0]) for h in hits
-        )
 
     def _keep_focus(self, hits: list[Hit], focus_ids: list[str], query: str) -> list[Hit]:
         """A follow-up is about the papers just cited: put them first among the sources."""
@@ -229,6 +218,18 @@ class AnswerPipeline:
         result.timings["total_s"] = time.perf_counter() - started
         return result
 
+    @staticmethod
+    def _relevance(sources: SourceSet, n: int, evidence: str, scorer: relevance.RelevanceScorer) -> float:
+        vector = sources.sentence_vector(n, evidence)
+        return scorer.score(evidence, vector) if vector is not None else 0.0
+
+    def _rate(self, cited: CitedText, sources: SourceSet, scorer: relevance.RelevanceScorer) -> None:
+        """Give each citation its relevance to the question, in figures and plain words."""
+        by_id = {source.paper.id: n for n, source in sources.sources.items()}
+        for citation in cited.citations:
+            citation.relevance = self._relevance(sources, by_id[citation.id], citation.evidence, scorer)
+            citation.strength = scorer.strength(citation.relevance)
+
     def _request(self, llm: LLM, question: str, evidence: list[EvidenceSentence]) -> Request:
         """The answer prompt; evidence that does not fit the context goes, least relevant first."""
         quoted_question = " ".join(question.split())
@@ -239,9 +240,16 @@ class AnswerPipeline:
 
         return generation.fit(llm, self.settings, ANSWER_PROMPT, evidence, values, priority=lambda e: e.score)
 
-    def _publish(self, result: AnswerResult, checked: list[CheckedSentence], sources: SourceSet) -> bool:
-        """Update the verified answer; True when its text changed."""
+    def _publish(self, result: AnswerResult, checked: list[CheckedSentence], sources: SourceSet, scorer: relevance.RelevanceScorer) -> bool:
+        """Update the verified answer; True when its text changed. A sentence faithful to
+        its source but not answering the question (its evidence below the calibrated
+        relevance) is not shown: a true quote about something else is a wrong answer."""
+        for item in checked:
+            if item.cited and max(self._relevance(sources, n, item.support[n][1], scorer) for n in item.cited) < self.settings.answer_relevance:
+                item.removed += item.cited
+                item.cited = []
         cited = render(checked, sources)
+        self._rate(cited, sources, scorer)
         changed = cited.text != result.answer
         result.cited = cited
         result.answer = cited.text

@@ -47,13 +47,21 @@ class Citation:
     sentence: str  # the cited sentence of the answer or summary
     evidence: str  # the source sentence that supports it
     support: float
+    relevance: float | None = None  # how well the evidence answers the question (answers only)
+    strength: str | None = None  # "strong" | "weak": `relevance` in plain words
 
     @property
     def paper_id(self) -> str:
         return self.id
 
+    @property
+    def label(self) -> str:
+        """Support and relevance in plain words: 'quoted from [1]; answers the question: strong'."""
+        source = f"quoted from [{self.n}]" if self.support >= 0.999 else f"supported by [{self.n}] ({self.support:.2f})"
+        return source if self.strength is None else f"{source}; answers the question: {self.strength}"
+
     def to_dict(self) -> dict:
-        return {
+        data = {
             "n": self.n,
             "id": self.id,
             "title": self.title,
@@ -61,6 +69,11 @@ class Citation:
             "evidence": self.evidence,
             "support": round(self.support, 4),
         }
+        if self.relevance is not None:
+            data["relevance"] = round(self.relevance, 4)
+            data["answers_question"] = self.strength
+            data["label"] = self.label
+        return data
 
 
 @dataclass
@@ -214,10 +227,18 @@ def render(checked: list[CheckedSentence], sources: SourceSet) -> CitedText:
     return CitedText(sentences, citations, references, dropped, removed)
 
 
-def extractive(evidence: list[EvidenceSentence], sources: SourceSet, count: int = 3, margin: float = 0.1) -> CitedText:
+def extractive(
+    evidence: list[EvidenceSentence], sources: SourceSet, count: int = 3, margin: float = 0.1, min_relevance: float = 0.0
+) -> CitedText:
     """Quote the best evidence sentences with their citations: correct by construction.
-    Sentences much less relevant than the best one are left out rather than padded in."""
+    Sentences much less relevant than the best one, or that do not address the question
+    (relevance below `min_relevance`), are left out rather than padded in; the best one
+    is always kept (the caller decided the question is answerable)."""
     ranked = sorted(evidence, key=lambda e: -e.score)
-    best = [e for e in ranked[:count] if ranked and e.score >= ranked[0].score - margin]
+    best = [
+        e
+        for i, e in enumerate(ranked[:count])
+        if i == 0 or (e.score >= ranked[0].score - margin and e.relevance >= min_relevance)
+    ]
     checked = [CheckedSentence(e.text, [e.n], {e.n: (1.0, e.text)}) for e in best]
     return render(checked, sources)

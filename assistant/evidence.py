@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from .embeddings import Embedder
 from .records import Paper
-from .text import is_boilerplate, looks_like_instruction, split_sentences
+from .text import evidence_sentences, is_boilerplate
 
 _PAPER_RELEVANCE_WEIGHT = 0.5
+Relevance = Callable[[str, np.ndarray], float]  # (sentence, its vector) -> how well it answers
 _BOILERPLATE_PENALTY = 0.5
 
 
@@ -27,14 +29,15 @@ class Source:
     paper: Paper
     sentences: list[str]  # instruction-like sentences removed: sources are data, not orders
     vectors: np.ndarray  # one normalized embedding per sentence
-    similarity: float = 0.0  # query-paper similarity from retrieval
+    similarity: float = 0.0  # the paper's relevance from retrieval (fused score relative to the best hit)
 
 
 @dataclass
 class EvidenceSentence:
     n: int
     text: str
-    score: float
+    score: float  # ranking score: question relevance, plus the paper's retrieval relevance
+    relevance: float = 0.0  # how well it answers the question alone (see assistant.relevance)
 
 
 class SentenceCache:
@@ -50,7 +53,7 @@ class SentenceCache:
         with self._lock:
             missing = [p for p in papers if p.id not in self._items]
         if missing:
-            splits = {p.id: [s for s in split_sentences(p.abstract) if not looks_like_instruction(s)] for p in missing}
+            splits = {p.id: evidence_sentences(p.abstract) for p in missing}
             flat = [s for p in missing for s in splits[p.id]]
             vectors = self.embedder.embed(flat)
             offset = 0
@@ -78,14 +81,34 @@ def sentence_cache(embedder: Embedder) -> SentenceCache:
 class SourceSet:
     """Papers numbered 1..n in the order given (retrieval rank)."""
 
-    def __init__(self, papers: list[Paper], embedder: Embedder, similarities: list[float] | None = None) -> None:
+    def __init__(
+        self,
+        papers: list[Paper],
+        embedder: Embedder,
+        similarities: list[float] | None = None,
+        stored: dict[str, tuple[list[str], np.ndarray]] | None = None,
+    ) -> None:
+        """`stored` holds sentences and vectors read from the sentence index; only papers
+        missing from it (a store built before the index) are split and embedded here."""
         self.embedder = embedder
-        cached = sentence_cache(embedder).get(papers)
+        stored = stored or {}
+        missing = [p for p in papers if p.id not in stored]
+        cached = sentence_cache(embedder).get(missing) if missing else {}
         similarities = similarities or [0.0] * len(papers)
         self.sources: dict[int, Source] = {}
         for n, (paper, similarity) in enumerate(zip(papers, similarities), start=1):
-            sentences, vectors = cached[paper.id]
+            sentences, vectors = stored.get(paper.id) or cached[paper.id]
             self.sources[n] = Source(n, paper, sentences, vectors, similarity)
+
+    @classmethod
+    def from_hits(cls, hits: list, embedder: Embedder) -> "SourceSet":
+        """Sources in retrieval order. Each paper's relevance is its fused retrieval score
+        relative to the best hit's (the order search decided on, not the dense cosine
+        alone), and its sentence vectors come from the sentence index when search read them."""
+        best = max((h.score for h in hits), default=0.0)
+        relevance = [h.score / best if best > 0 else h.similarity for h in hits]
+        stored = {h.paper.id: (h.sentences, h.sentence_vectors) for h in hits if h.sentences is not None and h.sentence_vectors is not None}
+        return cls([h.paper for h in hits], embedder, relevance, stored)
 
     def __len__(self) -> int:
         return len(self.sources)
@@ -99,27 +122,35 @@ class SourceSet:
     def numbers(self) -> list[int]:
         return list(self.sources)
 
-    def ranked_sentences(self, query_vector: np.ndarray) -> list[EvidenceSentence]:
-        """All source sentences, best first: similar to the query, from a paper that is
-        itself relevant (a stray on-topic sentence in an off-topic paper ranks lower), and not
-        boilerplate such as "Code is available at ..."."""
-        ranked = [
-            EvidenceSentence(
-                source.n,
-                sentence,
-                float(vector @ query_vector)
-                + _PAPER_RELEVANCE_WEIGHT * source.similarity
-                - (_BOILERPLATE_PENALTY if is_boilerplate(sentence) else 0.0),
-            )
-            for source in self.sources.values()
-            for sentence, vector in zip(source.sentences, source.vectors)
-        ]
+    def ranked_sentences(self, query_vector: np.ndarray, relevance: Relevance | None = None) -> list[EvidenceSentence]:
+        """All source sentences, best first: answering the query (`relevance(sentence,
+        vector)`, the cosine by default), from a paper search ranked high (a stray on-topic
+        sentence in an off-topic paper ranks lower), and not boilerplate such as "Code is
+        available at ..."."""
+        ranked = []
+        for source in self.sources.values():
+            for sentence, vector in zip(source.sentences, source.vectors):
+                answers = relevance(sentence, vector) if relevance else float(vector @ query_vector)
+                score = (
+                    answers
+                    + _PAPER_RELEVANCE_WEIGHT * source.similarity
+                    - (_BOILERPLATE_PENALTY if is_boilerplate(sentence) else 0.0)
+                )
+                ranked.append(EvidenceSentence(source.n, sentence, score, answers))
         return sorted(ranked, key=lambda e: -e.score)
 
-    def select_evidence(self, query_vector: np.ndarray, count: int) -> list[EvidenceSentence]:
+    def sentence_vector(self, n: int, sentence: str) -> np.ndarray | None:
+        """The stored vector of one sentence of source n (None if it is not one of them)."""
+        source = self.sources[n]
+        for text, vector in zip(source.sentences, source.vectors):
+            if text == sentence:
+                return vector
+        return None
+
+    def select_evidence(self, query_vector: np.ndarray, count: int, relevance: Relevance | None = None) -> list[EvidenceSentence]:
         """The `count` sentences most relevant to the query, at least one from the top
         sources, shown grouped by source and in abstract order so the model reads context."""
-        ranked = self.ranked_sentences(query_vector)
+        ranked = self.ranked_sentences(query_vector, relevance)
         chosen: list[EvidenceSentence] = []
         seen_sources: set[int] = set()
         for evidence in ranked:  # first pass: the best sentence of each source

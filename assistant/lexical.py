@@ -20,13 +20,20 @@ from pathlib import Path
 import bm25s
 import numpy as np
 
-from .text import STEMMER
+from .text import QUESTION_SCAFFOLDING, STEMMER
 
 
 
 def tokenize(texts: list[str]) -> list[list[str]]:
     """English stop words removed and Snowball-stemmed: what makes BM25 strong on SciFact."""
     return bm25s.tokenize(texts, stopwords="en", stemmer=STEMMER, return_ids=False, show_progress=False)
+
+
+def query_terms(query: str) -> list[str]:
+    """The query's BM25 terms without question scaffolding ("how can I", "which paper",
+    "is there any work on"): words that say how a person asks, not what about, and that
+    would otherwise reward abstracts for saying "we propose a method"."""
+    return [term for term in tokenize([query])[0] if term not in QUESTION_SCAFFOLDING]
 
 
 def _column_max(scores: dict) -> np.ndarray:
@@ -57,7 +64,7 @@ class _Field:
     def query_tokens(self, query: str) -> list[str]:
         if self.retriever is None:
             return []
-        return [t for t in tokenize([query])[0] if t in self.retriever.vocab_dict]
+        return [t for t in query_terms(query) if t in self.retriever.vocab_dict]
 
     def search(self, query: str, n: int, size: int) -> list[tuple[int, float]]:
         if self.retriever is None or size == 0:
@@ -81,7 +88,7 @@ class _Field:
         """
         if self.retriever is None:
             return 0.0
-        tokens = tokenize([query])[0]
+        tokens = query_terms(query)
         vocab = self.retriever.vocab_dict
         known = [vocab[t] for t in tokens if t in vocab]
         if not known:

@@ -21,7 +21,8 @@ from .retrieval import Filters, Hit, Mode, Retriever
 from . import progress as progress_
 from .progress import Progress
 from .settings import Settings
-from .store import PaperStore, Rows
+from .store import PaperStore, Rows, sentence_id
+from .text import evidence_sentences
 
 T = TypeVar("T")
 
@@ -56,7 +57,8 @@ class IngestReport:
 class Library:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # components and caches
+        self._ingest_lock = threading.Lock()  # one ingest at a time
         self._store: PaperStore | None = None
         self._lexical: LexicalIndex | None = None
         self._catalog: tuple[str, list[Paper]] | None = None
@@ -126,9 +128,10 @@ class Library:
 
     def ingest_papers(self, papers: list[Paper], progress: Progress | None = None) -> IngestReport:
         """Embed first, write last: an interruption before the write changes nothing,
-        and the write itself is all-or-nothing (see PaperStore.write)."""
+        and the write itself is all-or-nothing (see PaperStore.write). Ingests in this
+        process take turns; searches and answers go on while one embeds."""
         report = IngestReport()
-        with self._lock:
+        with self._ingest_lock:
             existing = self._existing_records([p.id for p in papers])
             to_embed: list[Paper] = []
             keep_vector: list[Paper] = []
@@ -149,18 +152,24 @@ class Library:
                     keep_vector.append(paper)
                 else:
                     report.unchanged += 1
-            vectors = self._embed([p.document for p in to_embed], progress)
+            # Papers whose sentences are missing (a store from before the sentence index)
+            # get them now, without re-embedding the paper itself.
+            settled = [p for p in papers if p.id in existing and p not in to_embed]
+            with_sentences = {meta["paper_id"] for meta in self.store.sentence_rows([p.id for p in settled]).metadatas}
+            backfill = [p for p in settled if p.id not in with_sentences]
+            paper_vectors, sentence_rows = self._embed(to_embed, backfill, progress)
             report.embedded = len(to_embed)
             rows = Rows()
-            for paper, vector in zip(to_embed, vectors):
+            for paper, vector in zip(to_embed, paper_vectors):
                 rows.add(paper.id, vector, paper.document, paper.to_metadata())
             if keep_vector:
                 stored = self.store.embeddings([p.id for p in keep_vector])
                 for paper in keep_vector:
                     rows.add(paper.id, stored[paper.id], paper.document, paper.to_metadata())
-            if rows.ids:
+            if rows.ids or sentence_rows.ids:
                 progress_.report(progress, len(to_embed), len(to_embed), "writing the index")
-                self.store.write(rows)
+                owners = [p.id for p in to_embed + backfill]
+                self.store.write(rows, sentence_rows, owners)
                 self._lexical_index()  # rebuild BM25 now, not on the user's first search
         return report
 
@@ -170,13 +179,29 @@ class Library:
             found.update(self.store.papers(ids[start : start + 500]))
         return found
 
-    def _embed(self, texts: list[str], progress: Progress | None):
+    def _embed(self, papers: list[Paper], sentences_only: list[Paper], progress: Progress | None) -> tuple[list, Rows]:
+        """Paper embeddings for `papers`, and sentence-index rows for them and for
+        `sentences_only`; progress counts papers."""
         batch = self.settings.embedding_batch_size
-        vectors = []
-        for start in range(0, len(texts), batch):
-            vectors.extend(self.embedder.embed(texts[start : start + batch]))
-            progress_.report(progress, min(start + batch, len(texts)), len(texts), "embedding")
-        return vectors
+        vectors: list = []
+        sentence_rows = Rows()
+        work = [(paper, True) for paper in papers] + [(paper, False) for paper in sentences_only]
+        for start in range(0, len(work), batch):
+            chunk = work[start : start + batch]
+            documents = [paper.document for paper, whole in chunk if whole]
+            split = [(paper, evidence_sentences(paper.abstract)) for paper, _ in chunk]
+            texts = documents + [sentence for _, sentences in split for sentence in sentences]
+            embedded = self.embedder.embed(texts)
+            vectors.extend(embedded[: len(documents)])
+            offset = len(documents)
+            for paper, sentences in split:
+                for position, sentence in enumerate(sentences):
+                    sentence_rows.add(
+                        sentence_id(paper.id, position), embedded[offset], sentence, {"paper_id": paper.id, "position": position}
+                    )
+                    offset += 1
+            progress_.report(progress, min(start + batch, len(work)), len(work), "embedding papers and sentences")
+        return vectors, sentence_rows
 
     # --- reading -------------------------------------------------------------------
 

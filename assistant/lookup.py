@@ -144,16 +144,23 @@ def support_claim(
     library: Library, claim: str, k: int = 5, candidates: int | None = None, *, settings: Settings | None = None
 ) -> list[CiteHit]:
     """Papers whose abstracts support the claim, best first; only those at or above
-    settings.support_threshold. Scored by Verifier.support, exactly as answer citations are."""
+    settings.support_threshold. Scored by Verifier.support, exactly as answer citations are.
+
+    Candidates are the hybrid search's best papers plus every paper owning one of the
+    sentences nearest to the claim anywhere in the corpus (the sentence index), so a
+    claim that paraphrases one sentence of an otherwise unrelated-looking abstract is found."""
     settings = settings or library.settings
     pool = candidates or max(3 * k, 15)
     hits = library.search(claim, pool, settings=settings)
-    if not hits:
+    vector = library.embedder.embed_one(claim)
+    nearest = [paper_id for paper_id, _, _ in library.store.nearest_sentences(vector, settings.sentence_candidates)]
+    extra = [paper_id for paper_id in dict.fromkeys(nearest) if paper_id not in {h.paper.id for h in hits}]
+    papers = [h.paper for h in hits] + list(library.store.papers(extra).values())
+    if not papers:
         return []
-    embedder = library.embedder
-    sources = SourceSet([h.paper for h in hits], embedder, [h.similarity for h in hits])
+    stored = library.store.sentences([p.id for p in papers])
+    sources = SourceSet(papers, library.embedder, stored=stored)
     verifier = Verifier(sources, settings.support_threshold)
-    vector = embedder.embed_one(claim)
     found: list[tuple[float, int, CiteHit]] = []
     for n in sources.numbers():
         score, sentence = verifier.support(claim, vector, n)

@@ -23,7 +23,7 @@ from .records import Paper, source_key
 from .settings import Settings
 from .store import PaperStore
 
-Mode = Literal["hybrid", "dense", "bm25"]
+Mode = Literal["hybrid", "dense", "bm25", "sentence"]
 
 
 @dataclass
@@ -71,6 +71,11 @@ class Hit:
     rank: int = 0
     bm25: float | None = None
     embedding: np.ndarray | None = field(default=None, repr=False)
+    # From the sentence index: the best query-sentence cosine of the paper, and its
+    # evidence sentences with their stored vectors (reused as evidence, not re-embedded).
+    sentence_score: float | None = None
+    sentences: list[str] | None = field(default=None, repr=False)
+    sentence_vectors: np.ndarray | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict:
         return {
@@ -178,6 +183,41 @@ def fuse_candidates(
     return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
 
 
+def best_per_paper(sentence_hits: list[tuple[str, str, float]]) -> list[tuple[str, float]]:
+    """Nearest sentences -> (paper id, its best sentence cosine), best first."""
+    best: dict[str, float] = {}
+    for paper_id, _, similarity in sentence_hits:
+        if paper_id not in best:
+            best[paper_id] = similarity
+    return list(best.items())
+
+
+def rerank_with_sentences(
+    fused: dict[str, float], pool: list[str], best_sentence: dict[str, float], similarity: dict[str, float], weight: float
+) -> dict[str, float]:
+    """Add `weight` x the best query-sentence cosine to each pooled candidate's fused score
+    and put the pool, so re-ranked, ahead of the rest (which keep their order).
+
+    A question in a person's own words often paraphrases one sentence of the paper that
+    answers it while sharing little with the abstract as a whole: the best sentence
+    says more than the whole-abstract cosine. A paper with no stored sentences (a store
+    built before the sentence index) counts its whole-abstract cosine instead. The
+    tuning script calls this very function.
+    """
+    rescored = {
+        id: fused.get(id, 0.0) + weight * best_sentence.get(id, similarity.get(id, 0.0)) for id in dict.fromkeys(pool)
+    }  # a paper found only through one of its sentences enters with a fused score of 0
+    ordered = sorted(rescored.items(), key=lambda item: (-item[1], item[0]))
+    rest = [(id, score) for id, score in fused.items() if id not in rescored]
+    return dict(ordered + rest)
+
+
+def sentence_pool(fused: dict[str, float], sentence_list: list[tuple[str, float]], depth: int, admissible: dict) -> list[str]:
+    """What gets re-ranked: the best `depth` fused candidates and every admissible paper
+    one of whose sentences is among the nearest to the query."""
+    return list(dict.fromkeys(list(fused)[:depth] + [id for id, _ in sentence_list if id in admissible]))
+
+
 def mmr_select(relevance: np.ndarray, vectors: np.ndarray, count: int, lambda_: float) -> list[int]:
     """Maximal marginal relevance over normalized vectors: relevant, but not near-duplicates.
 
@@ -209,6 +249,7 @@ class Retriever:
                 "dense": self.settings.dense_weight,
                 "bm25": self.settings.bm25_weight,
                 "title": self.settings.title_weight,
+                "sentence": self.settings.sentence_weight,
             }
         return {mode: 1.0}
 
@@ -239,6 +280,8 @@ class Retriever:
         scales: dict[str, float | None] = {}
         if "dense" in weights:
             lists["dense"] = self.store.nearest(query_vector, n, filters.chroma_where())
+        if weights.get("sentence", 0) > 0:
+            lists["sentence"] = best_per_paper(self.store.nearest_sentences(query_vector, self.settings.sentence_candidates))
         if self.lexical is not None:
             fetch = n * 4 if filters.active else n
             if "bm25" in weights:
@@ -259,8 +302,18 @@ class Retriever:
         # (an id missing from `found` is a BM25 entry lagging a concurrent delete, or filtered out)
         similarity = {id: float(vec @ query_vector) for id, (_, vec) in found.items()}
 
-        # 3. Fusion.
-        fused = dict(fuse_candidates(lists, similarity, weights, self.settings.fusion, self.settings.rrf_k, scales))
+        # 3. Fusion of the paper-level rankers, then the best candidates (and every paper
+        #    one of whose sentences matched closely) re-ranked with their best sentence.
+        paper_lists = {name: items for name, items in lists.items() if name != "sentence"}
+        fused = dict(fuse_candidates(paper_lists, similarity, weights, self.settings.fusion, self.settings.rrf_k, scales))
+        sentence_data: dict[str, tuple[list[str], np.ndarray]] = {}
+        if "sentence" in lists:
+            if mode == "sentence":
+                fused = {id: 0.0 for id in similarity}
+            pool = sentence_pool(fused, lists["sentence"], self.settings.rerank_depth, similarity)
+            sentence_data = self.store.sentences(pool)
+            best = {id: float((vectors @ query_vector).max()) for id, (texts, vectors) in sentence_data.items() if texts}
+            fused = rerank_with_sentences(fused, pool, best, similarity, weights["sentence"])
         ordered = list(fused)
         ordered = ordered[: max(k * 4, n)] if mmr else ordered[:k]
 
@@ -269,7 +322,11 @@ class Retriever:
         for id in ordered:
             meta, vector = found[id]
             paper = papers.get(id) or Paper.from_metadata(meta)
-            hits.append(Hit(paper, fused[id], similarity[id], bm25=bm25_scores.get(id), embedding=vector))
+            hit = Hit(paper, fused[id], similarity[id], bm25=bm25_scores.get(id), embedding=vector)
+            if id in sentence_data:
+                hit.sentences, hit.sentence_vectors = sentence_data[id]
+                hit.sentence_score = float((hit.sentence_vectors @ query_vector).max()) if len(hit.sentences) else None
+            hits.append(hit)
         if mmr and hits:
             # Fused scores mapped onto the cosine scale MMR trades against redundancy
             # (in dense mode these are exactly the cosines).

@@ -124,10 +124,10 @@ class Settings(BaseSettings):
     )
     rrf_k: int = Field(default=60, description="RRF constant (fusion = rrf only).")
     dense_weight: float = Field(default=1.0, description="Weight of the query-abstract cosine.")
-    bm25_weight: float = Field(default=1.75, description="Weight of BM25 over title + abstract, as a share of the query's ceiling.")
-    title_weight: float = Field(default=0.1, description="Weight of BM25 over titles alone.")
+    bm25_weight: float = Field(default=2.5, description="Weight of BM25 over title + abstract, as a share of the query's ceiling.")
+    title_weight: float = Field(default=0.2, description="Weight of BM25 over titles alone.")
     sentence_weight: float = Field(
-        default=1.0, ge=0.0, le=10.0, description="Weight of the best query-sentence cosine (sentence index) when re-ranking."
+        default=1.5, ge=0.0, le=10.0, description="Weight of the best query-sentence cosine (sentence index) when re-ranking."
     )
     sentence_candidates: int = Field(
         default=100, ge=1, le=10000, description="Nearest sentences fetched from the sentence index per query."
@@ -152,19 +152,23 @@ class Settings(BaseSettings):
         le=1.0,
         description="Minimum similarity between an answer sentence and the cited abstract's best sentence.",
     )
+    # Relevance of a sentence to a question: cosine + relevance_lexical_weight x the IDF
+    # share of the question's terms in the sentence (assistant/relevance.py). All three
+    # calibrated on benchmarks/questions_calibration.jsonl by benchmarks/calibrate_relevance.py.
+    relevance_lexical_weight: float = Field(
+        default=0.0, ge=0.0, le=2.0, description="Weight of the question's terms found in a sentence, beside its cosine."
+    )
     answer_relevance: float = Field(
-        # Calibrated on benchmarks/questions_calibration.jsonl (benchmarks/calibrate_relevance.py):
-        # the highest threshold that wrongly abstains on at most 5% of answerable questions.
-        default=0.45,
+        default=0.41,
         ge=0.0,
-        le=1.0,
-        description="Minimum question-sentence cosine for a sentence to count as answering the question; below it for every retrieved sentence, abstain.",
+        le=2.0,
+        description="Relevance from which a sentence answers the question; when no retrieved sentence reaches it, abstain.",
     )
     strong_relevance: float = Field(
-        default=0.55,
+        default=0.61,
         ge=0.0,
-        le=1.0,
-        description="Question-sentence cosine from which an answer is labelled 'answers the question: strong' (no unanswerable calibration question reached it).",
+        le=2.0,
+        description="Relevance labelled 'answers the question: strong' (no unanswerable calibration question reached it).",
     )
     evidence_sentences: int = Field(default=8, ge=1, le=40, description="Evidence sentences shown to the model.")
 

@@ -1,8 +1,17 @@
-"""The Chroma collection of papers: local (PersistentClient) or remote (HttpClient).
+"""The Chroma collections of papers and of their abstract sentences: local
+(PersistentClient) or remote (HttpClient).
 
-Writes go through :meth:`PaperStore.write`, which journals the rows it replaces and puts
-them back if anything (an exception, Ctrl-C) stops it halfway: a failed ingest leaves
-the store as it was.
+Two collections, side by side in one client: ``<collection>`` holds one row per paper
+(title + abstract embedding, metadata); ``<collection>-sentences`` holds one row per
+evidence sentence of each abstract (id ``<paper id>:s<position>``, metadata
+``paper_id`` and ``position``). A second collection rather than sentences mixed into
+the papers' one keeps paper search, counts and paging exact, and lets a question be
+matched against every sentence of the corpus with one nearest-neighbour query.
+
+Writes go through :meth:`PaperStore.write`, which journals the paper rows and the
+sentence rows it replaces and puts both back if anything (an exception, Ctrl-C) stops it
+halfway: a failed ingest leaves papers and sentences as they were, and the store's
+generation (which the BM25 index follows) changes only after both are written.
 """
 
 from __future__ import annotations
@@ -69,21 +78,27 @@ def _open_client(settings: Settings):
         raise StoreError(f"cannot open the store at {path}: {exc}") from exc
 
 
+def sentence_id(paper_id: str, position: int) -> str:
+    return f"{paper_id}:s{position}"
+
+
 class PaperStore:
-    """One Chroma collection of papers with precomputed embeddings (never Chroma's own)."""
+    """Chroma collections of papers and sentences with precomputed embeddings (never Chroma's own)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.location = settings.chroma_url or str(settings.chroma_dir)
         self._client = _open_client(settings)
+        self._collection = self._open_collection(settings.collection)
+        self._sentences = self._open_collection(f"{settings.collection}-sentences")
+
+    def _open_collection(self, name: str):
         try:
-            self._collection = self._client.get_or_create_collection(
-                name=settings.collection,
-                embedding_function=None,
-                configuration={"hnsw": {"space": "cosine"}},
+            return self._client.get_or_create_collection(
+                name=name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
             )
         except Exception as exc:
-            raise StoreError(f"cannot open collection {settings.collection!r} in {self.location}: {exc}") from exc
+            raise StoreError(f"cannot open collection {name!r} in {self.location}: {exc}") from exc
 
     # --- reading ------------------------------------------------------------------
 
@@ -142,16 +157,72 @@ class PaperStore:
         )
         return [(id, 1.0 - float(distance)) for id, distance in zip(result["ids"][0], result["distances"][0])]
 
+    # --- sentences ------------------------------------------------------------------
+
+    def sentence_rows(self, paper_ids: Sequence[str], with_embeddings: bool = False) -> Rows:
+        """Every stored sentence of these papers (any order)."""
+        rows = Rows()
+        include = ["documents", "metadatas"] + (["embeddings"] if with_embeddings else [])
+        ids = list(dict.fromkeys(paper_ids))
+        for start in range(0, len(ids), _WRITE_BATCH):
+            chunk = ids[start : start + _WRITE_BATCH]
+            where = {"paper_id": chunk[0]} if len(chunk) == 1 else {"paper_id": {"$in": chunk}}
+            found = self._sentences.get(where=where, include=include)
+            embeddings = found.get("embeddings") if with_embeddings else None
+            for index, id in enumerate(found["ids"]):
+                vector = embeddings[index] if embeddings is not None else np.zeros(0)
+                rows.add(id, vector, found["documents"][index], found["metadatas"][index])
+        return rows
+
+    def sentences(self, paper_ids: Sequence[str]) -> dict[str, tuple[list[str], np.ndarray]]:
+        """paper id -> (its evidence sentences in abstract order, their embeddings); papers
+        with no stored sentences (a store built before the sentence index) are absent."""
+        rows = self.sentence_rows(paper_ids, with_embeddings=True)
+        grouped: dict[str, list[tuple[int, str, np.ndarray]]] = {}
+        for document, meta, vector in zip(rows.documents, rows.metadatas, rows.embeddings):
+            grouped.setdefault(meta["paper_id"], []).append((int(meta["position"]), document, vector))
+        result = {}
+        for paper_id, items in grouped.items():
+            items.sort(key=lambda item: item[0])
+            result[paper_id] = ([text for _, text, _ in items], np.stack([vector for _, _, vector in items]).astype(np.float32))
+        return result
+
+    def sentence_count(self) -> int:
+        return self._sentences.count()
+
+    def nearest_sentences(self, vector: np.ndarray, n: int) -> list[tuple[str, str, float]]:
+        """(paper id, sentence, cosine similarity), best first, over every sentence stored."""
+        total = self._sentences.count()
+        if total == 0:
+            return []
+        result = self._sentences.query(
+            query_embeddings=[np.asarray(vector, dtype=np.float32)],
+            n_results=min(n, total),
+            include=["documents", "metadatas", "distances"],
+        )
+        return [
+            (meta["paper_id"], document, 1.0 - float(distance))
+            for document, meta, distance in zip(result["documents"][0], result["metadatas"][0], result["distances"][0])
+        ]
+
     # --- writing ------------------------------------------------------------------
 
-    def write(self, rows: Rows) -> None:
-        """Upsert rows all-or-nothing: on any failure the replaced rows are restored."""
-        if not rows.ids:
+    def write(self, rows: Rows, sentences: Rows | None = None, sentence_owners: Sequence[str] = ()) -> None:
+        """Upsert paper rows and replace the sentences of `sentence_owners` with `sentences`,
+        all-or-nothing: on any failure the replaced rows of both collections are restored."""
+        sentences = sentences or Rows()
+        if not rows.ids and not sentences.ids:
             return
         journal = self.get(rows.ids, with_embeddings=True)
         present = set(journal.ids)
         previously_absent = [id for id in rows.ids if id not in present]
+        sentence_journal = self.sentence_rows(sentence_owners, with_embeddings=True)
         try:
+            self._delete(self._sentences, sentence_journal.ids)  # an abstract may have lost sentences
+            for batch in sentences.batches():
+                self._sentences.upsert(
+                    ids=batch.ids, embeddings=batch.embeddings, documents=batch.documents, metadatas=batch.metadatas
+                )
             for batch in rows.batches():
                 self._collection.upsert(
                     ids=batch.ids, embeddings=batch.embeddings, documents=batch.documents, metadatas=batch.metadatas
@@ -159,14 +230,24 @@ class PaperStore:
             self._collection.modify(metadata={_GENERATION_KEY: uuid.uuid4().hex})
         except BaseException as failure:  # Ctrl-C included: restore, then let it propagate
             self._restore(journal, previously_absent)
+            self._delete(self._sentences, sentences.ids)
+            self._upsert_all(self._sentences, sentence_journal)
             if isinstance(failure, Exception):
                 raise StoreError(f"writing to {self.location} failed, nothing was changed: {failure}") from failure
             raise
 
+    @staticmethod
+    def _delete(collection, ids: Sequence[str]) -> None:
+        for start in range(0, len(ids), _WRITE_BATCH):
+            collection.delete(ids=list(ids[start : start + _WRITE_BATCH]))
+
+    @staticmethod
+    def _upsert_all(collection, rows: Rows) -> None:
+        for batch in rows.batches():
+            collection.upsert(ids=batch.ids, embeddings=batch.embeddings, documents=batch.documents, metadatas=batch.metadatas)
+
     def _restore(self, journal: Rows, previously_absent: list[str]) -> None:
-        if previously_absent:
-            for start in range(0, len(previously_absent), _WRITE_BATCH):
-                self._collection.delete(ids=previously_absent[start : start + _WRITE_BATCH])
+        self._delete(self._collection, previously_absent)
         for batch in journal.batches():
             # Chroma merges metadata on upsert: keys the failed write added (e.g. a new
             # `src:` flag) survive unless set to None explicitly.

@@ -53,6 +53,12 @@ def split_sentences(text: str) -> list[str]:
     return [p for p in pieces if p]
 
 
+def evidence_sentences(abstract: str) -> list[str]:
+    """The sentences of an abstract that may serve as evidence, in order: the unit the
+    sentence index stores and answers quote (instruction-like sentences never count)."""
+    return [s for s in split_sentences(abstract) if not looks_like_instruction(s)]
+
+
 def looks_like_instruction(sentence: str) -> bool:
     """True for text that tries to steer the assistant ("ignore previous instructions ...").
 
@@ -93,9 +99,21 @@ STOPWORDS = frozenset(
     simple general towards toward effectively efficiently
     """.split()
 )
+# How people phrase a question, not what it is about (stemmed, as BM25 sees them).
+# bm25s's English stop words keep question words such as "how", "can" and "very".
+_SCAFFOLDING_WORDS = """
+    how can could would should what which who whom whose why when where does did very really actually also just
+    please much many
+    paper papers article articles publication publications anyone anything something someone know tell explain
+    looking trying want wondering wonder need idea ideas exist exists mention mentions discuss discusses thing things
+    kind sort lot
+""".split()
+
+
 WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*")
 
 STEMMER = Stemmer.Stemmer("english")
+QUESTION_SCAFFOLDING = frozenset(STEMMER.stemWords(_SCAFFOLDING_WORDS))
 # Words a faithful paraphrase may add: how a summary talks about a paper, not what it claims.
 _FRAMING = frozenset(
     "authors author article researchers describe describes described introduces presented presents proposes "

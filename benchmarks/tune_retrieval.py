@@ -8,9 +8,11 @@
 2. Splits the judged training claims into two deterministic halves
    (assistant.evaluation.split_queries, --split-seed).
 3. Fetches each ranker's candidates once per query (dense from Chroma, BM25 over bodies
-   and over titles, exact cosines of every candidate), then scores every grid point by
-   fusing them with assistant.retrieval.fuse_candidates, the function Retriever.search
-   itself calls: what is tuned here is what runs.
+   and over titles, the nearest abstract sentences from the sentence index, exact cosines
+   of every candidate and its best sentence), then scores every grid point by fusing them
+   with assistant.retrieval.fuse_candidates and re-ranking with
+   assistant.retrieval.rerank_with_sentences, the functions Retriever.search itself
+   calls: what is tuned here is what runs.
 4. Picks the best configuration by mean nDCG@10 on the tuning half only, then reports
    dense, BM25 and hybrid (current defaults and tuned) on both halves through the real
    search path (Retriever.search, the same code `assistant eval retrieval` uses).
@@ -44,26 +46,24 @@ from assistant.evaluation import (  # noqa: E402
     run_queries,
     split_queries,
 )
-from assistant.retrieval import fuse_candidates  # noqa: E402
+from assistant.retrieval import best_per_paper, fuse_candidates, rerank_with_sentences, sentence_pool  # noqa: E402
 from assistant.settings import Settings  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "eval" / "scifact"
 DEPTH = 100  # deepest candidate list any grid point uses
 
+TUNED_KEYS = ("fusion", "candidates", "rrf_k", "dense_weight", "bm25_weight", "title_weight", "sentence_weight", "rerank_depth")
 GRIDS = {
     "convex": {
-        "candidates": [25, 50, 100],
-        "bm25_weight": [0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5],
-        "title_weight": [0.0, 0.05, 0.1, 0.2, 0.3, 0.5],
+        "candidates": [100],
+        "bm25_weight": [1.0, 1.5, 1.75, 2.0, 2.5],
+        "title_weight": [0.0, 0.1, 0.2],
+        "sentence_weight": [0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0],
+        "rerank_depth": [10, 30, 50, 100],
         "rrf_k": [60],  # unused by convex fusion
     },
-    "rrf": {
-        "candidates": [50, 100],
-        "bm25_weight": [0.5, 0.75, 1.0, 1.25, 1.5, 2.0],
-        "title_weight": [0.0, 0.15, 0.3, 0.5],
-        "rrf_k": [5, 10, 20, 30, 60],
-    },
 }
+SENTENCE_DEPTH = 100  # nearest sentences fetched per query (settings.sentence_candidates)
 
 
 @dataclass
@@ -74,6 +74,7 @@ class Candidates:
     lists: dict[str, list[tuple[str, float]]]
     similarity: dict[str, float]
     scales: dict[str, float]
+    best_sentence: dict[str, float]  # best query-sentence cosine of every candidate
 
     def at(self, n: int, names: tuple[str, ...]) -> tuple[dict, dict]:
         """What Retriever.search would see with `candidates = n` (no filters)."""
@@ -94,21 +95,34 @@ def collect(index: EvalIndex, queries: dict[str, str], query_ids: list[str]) -> 
             "bm25": lexical.search(text, DEPTH),
             "title": lexical.search_titles(text, DEPTH),
         }
-        pool = list(dict.fromkeys(id for items in lists.values() for id, _ in items))
+        sentence_list = best_per_paper(library.store.nearest_sentences(vector, SENTENCE_DEPTH))
+        pool = list(dict.fromkeys([id for items in lists.values() for id, _ in items] + [id for id, _ in sentence_list]))
         rows = library.store.get(pool, with_embeddings=True)
         similarity = {id: float(np.asarray(v, dtype=np.float32) @ vector) for id, v in zip(rows.ids, rows.embeddings)}
         scales = {"bm25": lexical.ceiling(text), "title": lexical.title_ceiling(text)}
-        out[qid] = Candidates(lists, similarity, scales)
+        best = {id: float((vecs @ vector).max()) for id, (texts, vecs) in library.store.sentences(pool).items() if texts}
+        lists["sentence"] = sentence_list
+        out[qid] = Candidates(lists, similarity, scales, best)
     return out
 
 
-def mean_ndcg(cands: dict[str, Candidates], qrels, query_ids, method: str, n: int, weights: dict[str, float], rrf_k: int) -> float:
-    names = tuple(name for name, w in weights.items() if w > 0)
+def mean_ndcg(
+    cands: dict[str, Candidates], qrels, query_ids, method: str, n: int, weights: dict[str, float], rrf_k: int, depth: int
+) -> float:
+    names = tuple(name for name, w in weights.items() if w > 0 and name != "sentence")
+    sentence_weight = weights.get("sentence", 0.0)
     total = 0.0
     for qid in query_ids:
-        lists, similarity = cands[qid].at(n, names)
-        fused = fuse_candidates(lists, similarity, weights, method, rrf_k, cands[qid].scales)
-        ranked = [id for id, _ in fused[:10]]
+        cand = cands[qid]
+        lists, similarity = cand.at(n, names)
+        if sentence_weight > 0:
+            for id, _ in cand.lists["sentence"]:
+                similarity.setdefault(id, cand.similarity.get(id, 0.0))
+        fused = dict(fuse_candidates(lists, similarity, weights, method, rrf_k, cand.scales))
+        if sentence_weight > 0:
+            pool = sentence_pool(fused, cand.lists["sentence"], depth, similarity)
+            fused = rerank_with_sentences(fused, pool, cand.best_sentence, similarity, sentence_weight)
+        ranked = list(fused)[:10]
         total += ndcg_at_k(ranked, qrels[qid], 10)
     return total / len(query_ids)
 
@@ -121,8 +135,8 @@ def grid_search(cands, qrels, tune_ids) -> list[dict]:
         for values in itertools.product(*grid.values())
     ]
     for method, point in tqdm(points, desc="Grid", unit="config"):
-        weights = {"dense": 1.0, "bm25": point["bm25_weight"], "title": point["title_weight"]}
-        score = mean_ndcg(cands, qrels, tune_ids, method, point["candidates"], weights, point["rrf_k"])
+        weights = {"dense": 1.0, "bm25": point["bm25_weight"], "title": point["title_weight"], "sentence": point["sentence_weight"]}
+        score = mean_ndcg(cands, qrels, tune_ids, method, point["candidates"], weights, point["rrf_k"], point["rerank_depth"])
         results.append({"fusion": method, **point, "dense_weight": 1.0, "tune_ndcg@10": score})
     # Best first; on a tie the cheaper (fewer candidates) configuration.
     results.sort(key=lambda r: (-round(r["tune_ndcg@10"], 6), r["candidates"]))
@@ -141,7 +155,7 @@ def report(index: EvalIndex, data, halves: dict[str, list[str]], configs: dict[s
     table: dict[str, dict[str, dict[str, float]]] = {}
     for label, settings in configs.items():
         retriever = Retriever(settings, library.store, library.embedder, lexical)
-        modes = ("dense", "bm25", "hybrid") if label == "defaults" else ("hybrid",)
+        modes = ("dense", "bm25", "sentence", "hybrid") if label == "defaults" else ("hybrid",)
         for mode in modes:
             name = mode if mode != "hybrid" else f"hybrid ({label})"
             table[name] = {}
@@ -178,8 +192,9 @@ def main() -> None:
     configs = {"defaults": defaults}
     if not args.report_only:
         # The settings this project shipped before tuning, for comparison.
-        configs["untuned rrf"] = defaults.model_copy(
-            update={"fusion": "rrf", "candidates": 50, "rrf_k": 60, "dense_weight": 1.0, "bm25_weight": 1.0, "title_weight": 0.3}
+        # The hybrid this project shipped before the sentence index, for comparison.
+        configs["no sentences"] = defaults.model_copy(
+            update={"fusion": "convex", "candidates": 100, "bm25_weight": 1.75, "title_weight": 0.1, "sentence_weight": 0.0}
         )
     results: list[dict] = []
     if not args.report_only:
@@ -192,7 +207,7 @@ def main() -> None:
             best_of = next(r for r in results if r["fusion"] == method)
             print(f"  best {method}: {best_of['tune_ndcg@10']:.4f}")
         best = results[0]
-        tuned = {key: best[key] for key in ("fusion", "candidates", "rrf_k", "dense_weight", "bm25_weight", "title_weight")}
+        tuned = {key: best[key] for key in TUNED_KEYS}
         print("\nTuned values (set these as the defaults in assistant/settings.py):")
         print("  " + json.dumps(tuned))
         if any(getattr(defaults, key) != value for key, value in tuned.items()):
@@ -206,7 +221,7 @@ def main() -> None:
     for name, by_half in table.items():
         for half, m in by_half.items():
             print(f"{name:<22}{half:<9}{m['ndcg@10']:>9.4f}{m['recall@10']:>8.4f}{m['recall@100']:>8.4f}{m['mrr@10']:>8.4f}")
-    current = {k: getattr(defaults, k) for k in ("fusion", "candidates", "rrf_k", "dense_weight", "bm25_weight", "title_weight")}
+    current = {k: getattr(defaults, k) for k in TUNED_KEYS}
     print(f"\ncurrent defaults: {json.dumps(current)}")
     if args.json:
         args.json.write_text(json.dumps({"grid": results, "report": table, "defaults": current}, indent=2))

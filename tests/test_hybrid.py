@@ -207,13 +207,16 @@ def test_mmr_skips_the_near_duplicate(small_library: Library, mode: str):
 def test_hybrid_score_is_cosine_plus_weighted_bm25_share(small_library: Library):
     query = "graph neural networks molecules"
     settings = small_library.settings.model_copy(update={"title_weight": 0.0})
-    lexical = small_library.retriever.lexical
+    lexical = small_library.retriever().lexical
     retriever = Retriever(settings, small_library.store, small_library.embedder, lexical)
     hit = retriever.search(query, 1)[0]
     assert hit.paper.title.startswith("Graph neural networks")
     assert 0.3 < hit.similarity <= 1.0
     assert hit.bm25 is not None and 0 < hit.bm25 <= lexical.ceiling(query)
-    assert hit.score == pytest.approx(hit.similarity + settings.bm25_weight * hit.bm25 / lexical.ceiling(query), rel=1e-5)
+    # ... plus the best sentence's cosine from the sentence index (the re-ranking step).
+    assert hit.sentence_score is not None and 0 < hit.sentence_score <= 1.0
+    expected = hit.similarity + settings.bm25_weight * hit.bm25 / lexical.ceiling(query) + settings.sentence_weight * hit.sentence_score
+    assert hit.score == pytest.approx(expected, rel=1e-5)
     dense_only = small_library.search(query, 1, mode="dense")[0]
     assert dense_only.score == pytest.approx(dense_only.similarity, rel=1e-5)
 

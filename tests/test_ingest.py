@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from assistant.library import EmptyStore, Library
+from assistant.text import evidence_sentences
 from assistant.readers import read_paths
 from assistant.records import Paper
 from assistant.retrieval import Filters
@@ -112,7 +113,8 @@ def test_incremental_ingest(make_library, tmp_path: Path):
     calls = embedder.calls
     update = library.ingest([_jsonl(tmp_path / "edited" / "papers.jsonl", changed)])
     assert (update.updated, update.embedded, update.unchanged, update.added) == (1, 1, 32, 0)
-    assert embedder.calls == calls + 1
+    # The paper and each of its sentences (the sentence index), nothing else.
+    assert embedder.calls == calls + 1 + len(evidence_sentences(changed[5]["abstract"]))
     assert library.count() == 33
     stored = library.get(target.id)
     assert stored is not None and stored.abstract.startswith(marker)
@@ -178,8 +180,9 @@ def corpus_copy(corpus_library: Library, tmp_path: Path) -> Library:
     embeddings (a Chroma write, not a second embedding run), so tests may break it."""
     source = corpus_library.store
     rows = source.get(source.all_rows().ids, with_embeddings=True)
+    sentences = source.sentence_rows(rows.ids, with_embeddings=True)
     library = Library(Settings(store_dir=tmp_path / "copy"))
-    library.store.write(rows)
+    library.store.write(rows, sentences, rows.ids)
     assert library.count() == 446
     return library
 
@@ -229,7 +232,9 @@ def test_failure_on_the_second_upsert_batch_leaves_the_store_as_it_was(corpus_co
     expected = StoreError if isinstance(error, Exception) else KeyboardInterrupt
     with pytest.raises(expected) as raised:
         library.ingest_papers(papers)
-    assert library.embedder.calls == calls + 3  # the changed and the new papers were embedded...
+    changed_or_new = [p for p in papers if p.abstract.startswith("A rewritten") or p.sources == ["another-dump.txt"]]
+    expected_texts = len(changed_or_new) + sum(len(evidence_sentences(p.abstract)) for p in changed_or_new)
+    assert library.embedder.calls == calls + expected_texts  # the changed and the new papers (and their sentences) were embedded...
     assert faulty.upserts > 2  # ...the first batch was written, the second failed, the rest is the rollback
     if expected is StoreError:
         assert "nothing was changed" in str(raised.value) and "disk full" in str(raised.value)
@@ -257,12 +262,13 @@ def test_ctrl_c_during_embedding_changes_nothing(make_library, tmp_path: Path):
     calls = library.embedder.calls
 
     def interrupt(done: int, total: int, what: str) -> None:
-        if what == "embedding":
+        if what.startswith("embedding"):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         library.ingest([FIXTURE_PAPERS], progress=interrupt)  # 33 papers: interrupted after the first batch
-    assert library.embedder.calls == calls + library.settings.embedding_batch_size
+    first_batch = read_paths([FIXTURE_PAPERS]).papers[: library.settings.embedding_batch_size]
+    assert library.embedder.calls == calls + len(first_batch) + sum(len(evidence_sentences(p.abstract)) for p in first_batch)
     _assert_unchanged(library, before, generation)
     assert library.search("symplectic networks for planetary orbits", k=1)[0].paper.title == (
         "Learning Orbital Dynamics with Symplectic Networks"

@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from assistant.cli import app
+from assistant.cli.evaluate import answer_table, outcome_lines
 from assistant.evaluation import (
     AnswerCase,
     AnswerOutcome,
@@ -40,6 +41,8 @@ from conftest import FIXTURES
 BEIR_TINY = FIXTURES / "beir_tiny"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 QUESTIONS = PROJECT_ROOT / "benchmarks" / "questions.jsonl"
+NATURAL_QUESTIONS = PROJECT_ROOT / "benchmarks" / "questions_natural.jsonl"
+CALIBRATION_QUESTIONS = PROJECT_ROOT / "benchmarks" / "questions_calibration.jsonl"
 
 
 def log2(x: float) -> float:
@@ -193,7 +196,7 @@ def test_cli_eval_retrieval_json(cli_json_run):
     result, user_store, scratch = cli_json_run
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert set(data) == {"dense", "bm25", "hybrid"}
+    assert set(data) == {"dense", "bm25", "sentence", "hybrid"}  # sentence: the sentence index ranker alone
     for mode, metrics in data.items():
         assert set(metrics) == {"ndcg@10", "recall@10", "recall@100", "mrr@10"}, mode
         assert all(0.0 <= value <= 1.0 for value in metrics.values()), (mode, metrics)
@@ -343,6 +346,129 @@ def test_summary_of_nothing_answered():
     summary = summarize_answers([outcome])
     assert summary["citation_precision"] is None and summary["on_topic_correct_rate"] is None
     assert summary["correct_paper_rate"] == 1.0 and summary["abstention_rate"] == 1.0
+
+
+def test_load_questions_reads_or_infers_the_kind(tmp_path: Path):
+    path = tmp_path / "q.jsonl"
+    path.write_text(
+        '{"question": "A?", "expected_ids": ["p-1"], "kind": "single", "note": "paper A"}\n'
+        '{"question": "B?", "expected_ids": ["p-2", "p-3"], "kind": "multi"}\n'
+        '{"question": "C?", "expected_ids": [], "kind": "unanswerable"}\n'
+        '{"question": "D?", "expected_ids": ["p-4"]}\n'
+        '{"question": "E?", "ids": ["p-5", "p-6"]}\n'
+        '{"question": "F?", "expected_ids": []}\n'
+    )
+    cases = load_questions(path)
+    assert [c.kind for c in cases] == ["single", "multi", "unanswerable", "single", "multi", "unanswerable"]
+    assert cases[0].note == "paper A"
+    assert AnswerCase("G?", ["p-1", "p-2"]).kind == "multi" and AnswerOutcome("q", [], True, [], [], 1.0).kind == "unanswerable"
+    for bad, message in [
+        ('{"question": "X?", "expected_ids": ["p-1"], "kind": "easy"}\n', "kind must be one of"),
+        ('{"question": "X?", "expected_ids": ["p-1"], "kind": "unanswerable"}\n', "needs no expected ids"),
+        ('{"question": "X?", "expected_ids": [], "kind": "single"}\n', "needs at least one expected id"),
+    ]:
+        (tmp_path / "bad.jsonl").write_text(bad)
+        with pytest.raises(ValueError, match=message):
+            load_questions(tmp_path / "bad.jsonl")
+
+
+def test_shipped_natural_question_files_are_well_formed():
+    for path in (NATURAL_QUESTIONS, CALIBRATION_QUESTIONS):
+        cases = load_questions(path)
+        kinds = {c.kind for c in cases}
+        assert kinds == {"single", "multi", "unanswerable"}, path
+        assert all(len(c.expected_ids) >= 2 for c in cases if c.kind == "multi"), path
+    older = load_questions(QUESTIONS)  # no `kind`: inferred
+    assert {c.kind for c in older} == {"single", "multi", "unanswerable"}
+
+
+def _hits(*ids: str) -> list:
+    return [SimpleNamespace(paper=SimpleNamespace(id=pid), rank=rank) for rank, pid in enumerate(ids, start=1)]
+
+
+def _answered(cited: list[str], hits: list) -> SimpleNamespace:
+    return SimpleNamespace(abstained=False, citations=[_citation(pid, True) for pid in cited], hits=hits, timings={})
+
+
+def _scripted_natural_run():
+    """Outcomes covering every new figure, through the harness's `answer=` hook."""
+    # An abstaining answer lists its hits by similarity; their ranks give the search order back.
+    by_similarity = [SimpleNamespace(paper=SimpleNamespace(id="p-4"), rank=2), SimpleNamespace(paper=SimpleNamespace(id="p-5"), rank=1)]
+    scripted = {
+        "search first, cited": _answered(["p-1"], _hits("p-1", "p-2", "p-3")),
+        "search third, wrong cited": _answered(["p-7"], _hits("p-7", "p-8", "p-1")),
+        "search sixth, cited": _answered(["p-1"], _hits("p-2", "p-3", "p-4", "p-5", "p-6", "p-1")),
+        "multi, one paper twice": _answered(["p-3", "p-3"], _hits("p-3", "p-9")),
+        "multi, both expected": _answered(["p-2", "p-3"], _hits("p-2", "p-3")),
+        "multi, one expected one other": _answered(["p-3", "p-9"], _hits("p-9", "p-3")),
+        "wrongly abstained": SimpleNamespace(abstained=True, citations=[], hits=by_similarity, timings={}),
+        "unanswerable, abstained": SimpleNamespace(abstained=True, citations=[], hits=_hits("p-4"), timings={}),
+        "unanswerable, answered": _answered(["p-4"], _hits("p-4")),
+    }
+
+    def answer(library, question, history=None):
+        if question == "crashes":
+            raise RuntimeError("model fell over")
+        return scripted[question]
+
+    cases = [
+        AnswerCase("search first, cited", ["p-1"]),
+        AnswerCase("search third, wrong cited", ["p-1"]),
+        AnswerCase("search sixth, cited", ["p-1"], "single"),
+        AnswerCase("multi, one paper twice", ["p-2", "p-3"], "multi"),
+        AnswerCase("multi, both expected", ["p-2", "p-3"]),
+        AnswerCase("multi, one expected one other", ["p-2", "p-3"]),
+        AnswerCase("wrongly abstained", ["p-5"]),
+        AnswerCase("unanswerable, abstained", [], "unanswerable"),
+        AnswerCase("unanswerable, answered", []),
+        AnswerCase("crashes", ["p-1"]),
+    ]
+    return evaluate_answers(object(), cases, answer=answer)
+
+
+def test_evaluate_answers_search_versus_citation_figures():
+    summary, outcomes = _scripted_natural_run()
+    assert summary["kinds"] == {"single": 5, "multi": 3, "unanswerable": 2}
+    assert (summary["on_topic"], summary["off_topic"], summary["multi_questions"]) == (8, 2, 3)
+    # Answerable: 8 (the crash counts as a miss everywhere).
+    assert summary["search_recall@1"] == 0.5  # search first, both multi ones led by an expected paper, restored order
+    assert summary["search_recall@5"] == 0.75
+    assert summary["expected_cited_rate"] == 0.625  # the sixth-ranked paper is still cited
+    assert summary["answerable_wrongly_abstained_rate"] == 0.125
+    assert summary["unanswerable_abstained_rate"] == 0.5 == summary["off_topic_abstained_rate"]
+    assert summary["multi_two_plus_rate"] == pytest.approx(2 / 3, abs=1e-4)  # a paper cited twice counts once
+    assert summary["multi_two_plus_expected_rate"] == pytest.approx(1 / 3, abs=1e-4)
+    assert summary["correct_paper_rate"] == 0.6 and summary["errors"] == 1
+    assert 0 <= summary["latency_p50"] <= summary["latency_p95"]
+
+    by_question = {o.question: o for o in outcomes}
+    assert by_question["wrongly abstained"].search_ids == ["p-5", "p-4"]
+    assert by_question["wrongly abstained"].search_rank == 1
+    assert by_question["search sixth, cited"].search_rank == 6
+    assert by_question["crashes"].search_ids == [] and by_question["crashes"].kind == "single"
+    row = by_question["search sixth, cited"].to_dict()
+    assert row["kind"] == "single" and row["search_ids"] == ["p-2", "p-3", "p-4", "p-5", "p-6"]
+    assert row["cited_ids"] == ["p-1"]
+
+
+def test_answer_table_and_details_text():
+    summary, outcomes = _scripted_natural_run()
+    lines = answer_table(summary)
+    assert lines[0] == "questions: 10 (5 single, 3 multi, 2 unanswerable)"
+    text = "\n".join(lines)
+    search1, search5, cited = (next(i for i, line in enumerate(lines) if line.startswith(label)) for label in (
+        "search: expected paper at rank 1", "search: expected paper in top 5", "answer cites an expected paper"))
+    assert (search5, cited) == (search1 + 1, search1 + 2)  # side by side
+    assert "50%  4/8 answerable" in lines[search1] and "62%  5/8 answerable" in lines[cited]
+    assert "67%  2/3 with 2+ expected" in text and "50%  1/2 unanswerable" in text
+    assert "latency p50" in text and "latency p95" in text
+    details = "\n".join(outcome_lines(outcomes))
+    assert "[BAD] single       search sixth, cited" not in details
+    assert "[ok ] single       search sixth, cited" in details
+    assert "search p-2, p-3, p-4, p-5, p-6 | cited p-1*" in details
+    assert "expected p-1" in details  # the expected paper was not in the top 5
+    assert "search p-5*, p-4 | abstained" in details
+    assert "error: RuntimeError: model fell over" in details
 
 
 def test_cli_eval_answers_end_to_end(fixture_store_dir: Path, tmp_path: Path):

@@ -52,6 +52,9 @@ def _print_references(result, fmt: str) -> None:
     if result.references:
         typer.echo("\nReferences")
         typer.echo(format_references(result.cited_papers(), fmt))
+        labels = list(dict.fromkeys(c.label for c in result.citations if c.relevance is not None))
+        if labels:
+            typer.secho("Checked: " + " · ".join(labels), dim=True)
 
 
 @app.command()

@@ -63,15 +63,15 @@ def search(
     date: Annotated[str | None, typer.Option(help="Only papers with this page date label, e.g. 'Mar 13'.")] = None,
     has_code: Annotated[bool | None, typer.Option("--has-code/--no-code", help="Only papers with (or without) a code link.")] = None,
     mmr: Annotated[bool, typer.Option(help="Diversify results (maximal marginal relevance).")] = False,
-    mode: Annotated[str, typer.Option(help="hybrid, dense or bm25.")] = "hybrid",
+    mode: Annotated[str, typer.Option(help="hybrid, dense, bm25 or sentence (best matching abstract sentence).")] = "hybrid",
     store: StoreOpt = None,
     chroma_url: ChromaUrlOpt = None,
     embedding_model: EmbeddingOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Ranked papers for a query (hybrid dense + BM25)."""
-    if mode not in ("hybrid", "dense", "bm25"):
-        fail(f"--mode must be hybrid, dense or bm25, not {mode!r}")
+    if mode not in ("hybrid", "dense", "bm25", "sentence"):
+        fail(f"--mode must be hybrid, dense, bm25 or sentence, not {mode!r}")
     library = open_library(store=store, chroma_url=chroma_url, embedding_model=embedding_model)
     hits = library.search(query, k, filters=Filters(source, date, has_code), mmr=mmr, mode=mode)  # type: ignore[arg-type]
     if as_json:

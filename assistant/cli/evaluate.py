@@ -36,7 +36,7 @@ def retrieval(
     limit: Annotated[int | None, typer.Option(help="Only the first N judged queries (after --split).", min=1)] = None,
     split: Annotated[str, typer.Option(help="all, tune or heldout: a deterministic half of the judged queries.")] = "all",
     split_seed: Annotated[int, typer.Option(help="Seed of the tune/heldout split.")] = 0,
-    mode: Annotated[list[str] | None, typer.Option(help="Only these modes (repeatable): dense, bm25, hybrid.")] = None,
+    mode: Annotated[list[str] | None, typer.Option(help="Only these modes (repeatable): dense, bm25, sentence, hybrid.")] = None,
     embedding_model: EmbeddingOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -82,7 +82,7 @@ def retrieval(
 @eval_app.command("answers")
 @friendly_errors
 def answers(
-    questions: Annotated[Path, typer.Option(help='JSONL: {"question": ..., "expected_ids": [...]} a line ("ids" also accepted).')],
+    questions: Annotated[Path, typer.Option(help='JSONL: {"question", "expected_ids" ("ids" also accepted), "kind", "note"} a line.')],
     limit: Annotated[int | None, typer.Option(help="Only the first N questions.", min=1)] = None,
     details: Annotated[bool, typer.Option(help="Also list every question's outcome.")] = False,
     store: StoreOpt = None,
@@ -94,9 +94,12 @@ def answers(
 ) -> None:
     """Run the answer pipeline on a question set against your store.
 
-    Reports the share of questions handled correctly (an expected paper cited; for
-    questions with no expected ids, an abstention), citation precision (cited sentences
-    the validator judged supported), abstention rate and latency p50/p95.
+    Reports, over answerable questions, how often the answer's own search ranks an
+    expected paper first / in the top 5 next to how often the answer cites one, and how
+    often it wrongly abstains; how often unanswerable questions (no expected ids) are
+    abstained on; how often questions with 2+ expected papers get 2+ papers cited; the
+    overall share handled correctly, citation precision and latency p50/p95.
+    A line's "kind" (single, multi, unanswerable) is inferred from its ids when missing.
     """
     from ..evaluation import evaluate_answers, load_questions
 
@@ -118,24 +121,65 @@ def answers(
         print_json(data)
         return
     if details:
-        for outcome in outcomes:
-            mark = "ok " if outcome.correct else "BAD"
-            what = "abstained" if outcome.abstained else f"cited {', '.join(outcome.cited_ids) or 'nothing'}"
-            if outcome.error:
-                what = f"error: {outcome.error}"
-            typer.echo(f"[{mark}] {outcome.question}\n      {what} ({outcome.seconds:.1f} s)")
-
-    def pct(value: float | None) -> str:
-        return "n/a" if value is None else f"{value:.0%}"
-
-    typer.echo(f"questions:            {summary['questions']} ({summary['on_topic']} on topic, {summary['off_topic']} off topic)")
-    typer.echo(f"correct paper cited:  {pct(summary['correct_paper_rate'])}  (off-topic: abstention counts as correct)")
-    support = "" if summary["mean_support"] is None else f", mean support {summary['mean_support']:.2f}"
-    typer.echo(f"citation precision:   {pct(summary['citation_precision'])}  ({summary['citations']} citations{support})")
-    typer.echo(f"abstention rate:      {pct(summary['abstention_rate'])}")
-    typer.echo(f"latency p50 / p95:    {summary['latency_p50']:.2f} s / {summary['latency_p95']:.2f} s")
+        for line in outcome_lines(outcomes):
+            typer.echo(line)
+        typer.echo("")
+    for line in answer_table(summary):
+        typer.echo(line)
     if summary["errors"]:
         typer.secho(f"{summary['errors']} question(s) failed with an error; --details shows them", fg=typer.colors.YELLOW, err=True)
 
 
-__all__ = ["eval_app"]
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0%}"
+
+
+def answer_table(summary: dict) -> list[str]:
+    """The answer figures as a short table: rate, then how many of which questions."""
+    answerable, unanswerable, multi = summary["on_topic"], summary["off_topic"], summary["multi_questions"]
+    kinds = summary.get("kinds") or {}
+    mix = ", ".join(f"{kinds[kind]} {kind}" for kind in ("single", "multi", "unanswerable") if kinds.get(kind))
+    rows = [
+        ("search: expected paper at rank 1", "search_recall@1", answerable, "answerable"),
+        ("search: expected paper in top 5", "search_recall@5", answerable, "answerable"),
+        ("answer cites an expected paper", "expected_cited_rate", answerable, "answerable"),
+        ("answerable, wrongly abstained", "answerable_wrongly_abstained_rate", answerable, "answerable"),
+        ("2+ expected: cites 2+ papers", "multi_two_plus_rate", multi, "with 2+ expected"),
+        ("unanswerable, abstained", "unanswerable_abstained_rate", unanswerable, "unanswerable"),
+        ("correct overall", "correct_paper_rate", summary["questions"], "questions"),
+    ]
+    lines = [f"questions: {summary['questions']} ({mix})", "", f"{'':<34}{'rate':>6}  of"]
+    for label, key, total, what in rows:
+        value = summary[key]
+        count = "" if value is None else f"{round(value * total)}/{total} {what}"
+        lines.append(f"{label:<34}{_pct(value):>6}  {count}")
+    support = "" if summary["mean_support"] is None else f", mean support {summary['mean_support']:.2f}"
+    lines.append(f"{'citation precision':<34}{_pct(summary['citation_precision']):>6}  {summary['citations']} citations{support}")
+    for name in ("p50", "p95"):
+        lines.append(f"{'latency ' + name:<34}{summary['latency_' + name]:>4.1f} s  per question, end to end")
+    return lines
+
+
+def outcome_lines(outcomes) -> list[str]:
+    """One question a block: verdict, kind, question; search top 5 and citations, with
+    the expected papers starred."""
+    lines = []
+    for outcome in outcomes:
+        expected = set(outcome.expected_ids)
+
+        def star(ids: list[str]) -> str:
+            return ", ".join(f"{pid}*" if pid in expected else pid for pid in ids) or "nothing"
+
+        mark = "ok " if outcome.correct else "BAD"
+        lines.append(f"[{mark}] {outcome.kind:<12} {outcome.question}")
+        if outcome.error:
+            lines.append(f"      error: {outcome.error} ({outcome.seconds:.1f} s)")
+            continue
+        cited = "abstained" if outcome.abstained else f"cited {star(list(dict.fromkeys(outcome.cited_ids)))}"
+        lines.append(f"      search {star(outcome.search_ids[:5])} | {cited} ({outcome.seconds:.1f} s)")
+        if outcome.expected_ids and not expected & set(outcome.search_ids[:5]):
+            lines.append(f"      expected {', '.join(outcome.expected_ids)}")
+    return lines
+
+
+__all__ = ["answer_table", "eval_app", "outcome_lines"]

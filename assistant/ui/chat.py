@@ -72,6 +72,8 @@ def cards_from_result(result, lookup: Callable[[str], Paper | None]) -> list[Sou
             if citation.n != ref.n:
                 continue
             card.score = max(card.score, citation.support)
+            if citation.relevance is not None and (card.relevance is None or citation.relevance > card.relevance):
+                card.relevance, card.label = citation.relevance, citation.label
             if citation.evidence and citation.evidence not in card.evidence:
                 card.evidence.append(citation.evidence)
             card.claims.append((citation.sentence, citation.support))

@@ -37,6 +37,8 @@ class SourceCard:
     score: float = 0.0  # best support of the citations (or similarity, for nearest papers)
     evidence: list[str] = field(default_factory=list)  # abstract sentences that support the answer
     claims: list[tuple[str, float]] = field(default_factory=list)  # (answer sentence, support)
+    relevance: float | None = None  # best question relevance of the cited evidence (answers only)
+    label: str = ""  # support and relevance in plain words: "quoted from [1]; answers the question: strong"
 
 
 @dataclass
@@ -152,11 +154,13 @@ def render_card(card: SourceCard, turn: int, *, open_: bool = False, score_label
         )
         claims = f'<div class="claims"><div class="claim">Supports in the answer:</div>{items}</div>'
     abstract = highlight(card.abstract, card.evidence) if card.abstract else '<span class="muted">(abstract unavailable)</span>'
+    relevance = f" · relevance {card.relevance:.2f}" if card.relevance is not None else ""
+    label = f'<div class="src-label">{esc(card.label)}</div>' if card.label else ""
     return (
         f'<details class="src" id="src-{turn}-{card.n}"{" open" if open_ else ""}>'
         f'<summary><span class="n">[{card.n}]</span><span class="title">{esc(card.title)}</span>'
-        f'<span class="score">{score_label} {card.score:.2f}</span></summary>'
-        f'<div class="src-body">{meta_line(card.date, card.sources, card.code_url, card.id)}'
+        f'<span class="score">{score_label} {card.score:.2f}{relevance}</span></summary>'
+        f'<div class="src-body">{meta_line(card.date, card.sources, card.code_url, card.id)}{label}'
         f'<p class="abstract">{abstract}</p>{claims}</div></details>'
     )
 

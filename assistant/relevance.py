@@ -1,0 +1,105 @@
+"""Does the library answer this question at all, and how well does a sentence answer it?
+
+Support (citations.Verifier) says a displayed sentence is faithful to the abstract it
+cites; it says nothing about whether that sentence answers the question. A faithful
+quote about something else is a wrong answer, so every job that answers a question also
+scores relevance, sentence by sentence:
+
+    relevance = cosine(question, sentence) + lexical_weight x (IDF share of the
+                question's terms the sentence contains)
+
+The cosine comes from the sentence index; the lexical share catches the question whose
+topic words are near (an LLM paper for a question about LLM watermarks) but whose point
+no sentence states. Weight and thresholds are calibrated on questions written the way
+people ask (benchmarks/calibrate_relevance.py), not guessed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+
+from .lexical import query_terms, tokenize
+from .records import Paper
+from .retrieval import Hit
+from .settings import Settings
+
+Strength = Literal["strong", "weak"]
+
+# Stemmed question words the English stop-word list keeps.
+_QUESTION_WORDS = {"what", "doe", "do", "how", "which", "who", "whom", "whose", "why", "when", "where", "can", "could"}
+
+
+class TermWeights:
+    """Inverse document frequency of stemmed terms over the catalog (what makes a word count)."""
+
+    def __init__(self, papers: Sequence[Paper]) -> None:
+        counts: Counter[str] = Counter()
+        for terms in tokenize([p.document for p in papers]):
+            counts.update(set(terms))
+        self._total = len(papers)
+        self._df = counts
+
+    def idf(self, term: str) -> float:
+        return math.log((self._total + 1) / (self._df.get(term, 0) + 0.5))
+
+
+class RelevanceScorer:
+    """Scores sentences against one question (see the module docstring)."""
+
+    def __init__(self, question: str, question_vector: np.ndarray, weights: TermWeights, settings: Settings) -> None:
+        self.vector = np.asarray(question_vector, dtype=np.float32)
+        self.terms = set(query_terms(question))
+        self.weights = weights
+        self.settings = settings
+        self._total = sum(weights.idf(t) for t in self.terms)
+
+    def coverage(self, sentence: str) -> float:
+        """IDF-weighted share of the question's terms that the sentence contains."""
+        if not self._total:
+            return 0.0
+        present = set(tokenize([sentence])[0])
+        return sum(self.weights.idf(t) for t in self.terms if t in present) / self._total
+
+    def score(self, sentence: str, sentence_vector: np.ndarray) -> float:
+        cosine = float(np.asarray(sentence_vector, dtype=np.float32) @ self.vector)
+        return cosine + self.settings.relevance_lexical_weight * self.coverage(sentence)
+
+    def best(self, hits: Sequence[Hit]) -> float:
+        """The most relevant sentence among the hits' stored sentences (a hit without
+        stored sentences counts its whole-abstract cosine)."""
+        scores = []
+        for hit in hits:
+            if hit.sentences and hit.sentence_vectors is not None:
+                scores.extend(self.score(s, v) for s, v in zip(hit.sentences, hit.sentence_vectors))
+            else:
+                scores.append(hit.similarity)
+        return max(scores, default=0.0)
+
+    def strength(self, score: float) -> Strength:
+        """Plain words: 'strong' from the level no unanswerable calibration question reached."""
+        return "strong" if score >= self.settings.strong_relevance else "weak"
+
+
+def names_every_term(query: str, hits: Sequence[Hit], settings: Settings) -> bool:
+    """A moderately close paper contains every content word of the question: rare names
+    ("PolyLoss") embed poorly but are unambiguous when matched in full."""
+    terms = set(query_terms(query)) - _QUESTION_WORDS
+    return bool(terms) and any(
+        h.similarity >= settings.relevance_threshold / 2 and terms <= set(tokenize([h.paper.document])[0]) for h in hits
+    )
+
+
+def answerable(scorer: RelevanceScorer, query: str, hits: Sequence[Hit]) -> bool:
+    """Answer only when some retrieved sentence addresses the question and some paper is
+    on its topic as a whole (both calibrated), or a paper names it in full; otherwise the
+    corpus has nothing on it."""
+    if not hits:
+        return False
+    settings = scorer.settings
+    on_topic = max(h.similarity for h in hits) >= settings.relevance_threshold
+    return (on_topic and scorer.best(hits) >= settings.answer_relevance) or names_every_term(query, hits, settings)
