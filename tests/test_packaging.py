@@ -22,7 +22,7 @@ import pytest
 from assistant import prompts
 from assistant.settings import PROJECT_ROOT
 
-from .conftest import FIXTURE_PAPERS
+from conftest import FIXTURE_PAPERS
 
 
 def test_every_template_takes_exactly_the_placeholders_the_code_fills():
