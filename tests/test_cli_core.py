@@ -101,7 +101,7 @@ def test_search_text_output_and_filters_in_process(filled_store, monkeypatch):
     assert "Calibrated Uncertainty for Weather Nowcasting" in result.stdout
     assert "code: https://github.com/example/nowcast" in result.stdout
     bad_mode = runner.invoke(app, ["search", "x", "--mode", "telepathy"])
-    assert bad_mode.exit_code == 1 and "--mode must be hybrid, dense or bm25" in bad_mode.stderr
+    assert bad_mode.exit_code == 1 and "--mode must be hybrid, dense, bm25 or sentence" in bad_mode.stderr
 
 
 def test_stats_json(filled_store):
