@@ -56,6 +56,7 @@ class AnswerResult:
     hits: list[Hit] = field(default_factory=list)
     sources: SourceSet | None = None
     raw: str = ""  # what the model wrote, before verification
+    request: Request | None = field(default=None, repr=False)  # exactly what the model was sent
     model: str = ""
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -157,7 +158,7 @@ class AnswerPipeline:
 
         llm = self.llm
         result.model = llm.name
-        request = self._request(llm, question, evidence)
+        request = result.request = self._request(llm, question, evidence)
         verifier = Verifier(sources, self.settings.support_threshold)
         verified_prefix = ""
         generation_started = time.perf_counter()

@@ -83,7 +83,7 @@ def main() -> None:
             continue
         ours_first.append(result.timings.get("first_token_s", result.timings["total_s"]))
         ours_total.append(result.timings["total_s"])
-        prompt = pipeline._request(library.llm, question, *_evidence(pipeline, result)).prompt
+        prompt = result.request.prompt  # the identical prompt, straight to llama.cpp
         first, total, tokens = raw_llama_timing(raw, prompt, settings)
         raw_first.append(first)
         raw_total.append(total)
@@ -97,13 +97,6 @@ def main() -> None:
     print(f"raw_llama_total_s_p50 {median(raw_total):.3f}")
     print(f"total_ratio_ours_vs_raw {median(ours_total) / median(raw_total):.2f}")
     print(f"raw_generation_tokens_per_s_p50 {median(raw_rates):.1f}")
-
-
-def _evidence(pipeline: AnswerPipeline, result):
-    """Rebuild the evidence the pipeline chose, to send the identical prompt to raw llama.cpp."""
-    embedder = pipeline.library.embedder
-    evidence = result.sources.select_evidence(embedder.embed_one(result.query), pipeline.settings.evidence_sentences)
-    return evidence, result.sources
 
 
 if __name__ == "__main__":
