@@ -136,20 +136,19 @@ class AnswerPipeline:
         if not question:
             raise InputError("the question is empty: type a question about the papers")
         started = time.perf_counter()
-        query = standalone_query(question, history)
+        query, hits, scorer, query_vector = self._retrieve(question, history, k, filters)
+        if is_follow_up(question, history) and not relevance.answerable(scorer, query, hits):
+            # "so it can be detected" sounded like a follow-up but is a new question: the
+            # papers just cited do not answer it, so it stands on its own.
+            query, hits, scorer, query_vector = self._retrieve(question, None, k, filters)
         result = AnswerResult(question, query)
-        hits = self.library.search(query, k or self.settings.k, filters=filters, settings=self.settings)
-        if is_follow_up(question, history):
-            hits = self._keep_focus(hits, history[-1].cited_ids, query)  # type: ignore[index]
         result.hits = hits
         result.timings["retrieval_s"] = time.perf_counter() - started
-
-        embedder = self.library.embedder
-        query_vector = embedder.embed_one(query)
-        scorer = relevance.RelevanceScorer(query, query_vector, self.library.derived("term_weights", relevance.TermWeights), self.settings)
         if not relevance.answerable(scorer, query, hits):
             yield self._abstain(result, started)
             return
+
+        embedder = self.library.embedder
 
         sources = SourceSet.from_hits(hits, embedder)
         result.sources = sources
@@ -192,6 +191,17 @@ class AnswerPipeline:
         return final
 
     # --- helpers ---------------------------------------------------------------------
+
+    def _retrieve(self, question: str, history: list[Turn] | None, k: int | None, filters: Filters | None):
+        """(query, hits, relevance scorer, query vector) for the question, read as a
+        follow-up of `history` when it sounds like one."""
+        query = standalone_query(question, history)
+        hits = self.library.search(query, k or self.settings.k, filters=filters, settings=self.settings)
+        if is_follow_up(question, history):
+            hits = self._keep_focus(hits, history[-1].cited_ids, query)  # type: ignore[index]
+        vector = self.library.embedder.embed_one(query)
+        weights = self.library.derived("term_weights", relevance.TermWeights)
+        return query, hits, relevance.RelevanceScorer(query, vector, weights, self.settings), vector
 
     def _keep_focus(self, hits: list[Hit], focus_ids: list[str], query: str) -> list[Hit]:
         """A follow-up is about the papers just cited: put them first among the sources."""

@@ -242,3 +242,16 @@ def test_http_backend_against_a_real_llama_cpp_server(fixture_store_dir, tmp_pat
         server.terminate()
         server.wait(timeout=30)
         log.close()
+
+
+def test_a_new_question_that_merely_says_it_is_not_bound_to_the_last_papers(fixture_library):
+    """'... so it rises well' sounds like a follow-up; the papers just cited do not answer
+    it, so it is asked on its own: abstained on with the nearest titles of a fresh search."""
+    pipeline = AnswerPipeline(fixture_library)
+    first = pipeline.answer("Which pruning method computes the Hessian-vector product directly?")
+    assert OBA in {r.id for r in first.references}
+    question = "What is a good recipe for sourdough bread so it rises well?"
+    result = pipeline.answer(question, [first.to_turn()])
+    assert result.abstained
+    assert result.query == question  # not rewritten around the previous answer's paper
+    assert len(result.hits) > 1
