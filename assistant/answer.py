@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 
+import numpy as np
+
 
 from . import generation, prompts, relevance
 from .citations import CheckedSentence, CitedText, Verifier, extractive, render
@@ -196,22 +198,29 @@ class AnswerPipeline:
         """(query, hits, relevance scorer, query vector) for the question, read as a
         follow-up of `history` when it sounds like one."""
         query = standalone_query(question, history)
-        hits = self.library.search(query, k or self.settings.k, filters=filters, settings=self.settings)
-        if is_follow_up(question, history):
-            hits = self._keep_focus(hits, history[-1].cited_ids, query)  # type: ignore[index]
         vector = self.library.embedder.embed_one(query)
+        hits = self.library.search(query, k or self.settings.k, filters=filters, settings=self.settings, query_vector=vector)
+        if is_follow_up(question, history):
+            hits = self._keep_focus(hits, history[-1].cited_ids, query, vector)  # type: ignore[index]
         weights = self.library.derived("term_weights", relevance.TermWeights)
         return query, hits, relevance.RelevanceScorer(query, vector, weights, self.settings), vector
 
-    def _keep_focus(self, hits: list[Hit], focus_ids: list[str], query: str) -> list[Hit]:
+    def _keep_focus(self, hits: list[Hit], focus_ids: list[str], query: str, query_vector: np.ndarray) -> list[Hit]:
         """A follow-up is about the papers just cited: put them first among the sources."""
         focus = focus_ids[:2]
         if not focus:
             return hits
         papers = self.library.store.papers(focus)
         vectors = self.library.store.embeddings(focus)
-        query_vector = self.library.embedder.embed_one(query)
-        pinned = [Hit(papers[id], 1.0, float(vectors[id] @ query_vector)) for id in focus if id in papers]
+        stored = self.library.store.sentences(focus)  # evidence and relevance from the sentence index
+        pinned = []
+        for id in focus:
+            if id in papers:
+                hit = Hit(papers[id], 1.0, float(vectors[id] @ query_vector))
+                if stored.get(id) and stored[id][0]:
+                    hit.sentences, hit.sentence_vectors = stored[id]
+                    hit.sentence_score = float((hit.sentence_vectors @ query_vector).max())
+                pinned.append(hit)
         rest = [h for h in hits if h.paper.id not in papers]
         if _SINGULAR_REFERENCE.search(query) and pinned:
             rest = []  # "its memory cost": answer from the paper in focus only

@@ -217,8 +217,10 @@ class Library:
         mmr: bool = False,
         mode: Mode = "hybrid",
         settings: Settings | None = None,
+        query_vector=None,
     ) -> list[Hit]:
-        """Hybrid search; `settings` overrides this library's retrieval settings for one call."""
+        """Hybrid search; `settings` overrides this library's retrieval settings for one call;
+        `query_vector` is the query's embedding when the caller already has it."""
         query = (query or "").strip()
         if not query:
             raise InputError("the query is empty: type what you are looking for")
@@ -227,7 +229,7 @@ class Library:
                 f"the store at {self.store.location} is empty: run `assistant ingest PATH` "
                 f"(e.g. `assistant ingest {self.settings.corpus_dir}`) first"
             )
-        return self.retriever(settings).search(query, k, filters=filters, mmr=mmr, mode=mode)
+        return self.retriever(settings).search(query, k, filters=filters, mmr=mmr, mode=mode, query_vector=query_vector)
 
     def get(self, paper_id: str) -> Paper | None:
         return self.store.papers([paper_id]).get(paper_id)
