@@ -28,6 +28,9 @@ from .settings import Settings
 
 # "it", "its", "the paper": the follow-up is about the one paper just cited, not the topic.
 _SINGULAR_REFERENCE = re.compile(r"\b(it|its|it's|this (paper|method|model|work|approach)|the (paper|method|model|approach|authors?|work))\b", re.IGNORECASE)
+# Unmistakably about the paper just cited ("its memory cost", "the authors"); a bare "it"
+# ("so it can be detected") may belong to a new question.
+_NAMES_THE_PAPER = re.compile(r"\b(its|this (paper|method|model|work|approach)|the (paper|method|model|approach|authors?|work))\b", re.IGNORECASE)
 _FOLLOW_UP = re.compile(
     r"\b(it|its|it's|they|their|them|this|that|these|those|the (paper|method|model|approach|authors?|work))\b"
     r"|^(what|how) about\b|^and\b",
@@ -139,9 +142,10 @@ class AnswerPipeline:
             raise InputError("the question is empty: type a question about the papers")
         started = time.perf_counter()
         query, hits, scorer, query_vector = self._retrieve(question, history, k, filters)
-        if is_follow_up(question, history) and not relevance.answerable(scorer, query, hits):
+        if is_follow_up(question, history) and not _NAMES_THE_PAPER.search(question) and not relevance.answerable(scorer, query, hits):
             # "so it can be detected" sounded like a follow-up but is a new question: the
-            # papers just cited do not answer it, so it stands on its own.
+            # papers just cited do not answer it, so it stands on its own. ("its memory
+            # cost" names the paper in focus: that one answers, or the answer is no.)
             query, hits, scorer, query_vector = self._retrieve(question, None, k, filters)
         result = AnswerResult(question, query)
         result.hits = hits

@@ -70,12 +70,12 @@ class SentenceCache:
             return {p.id: self._items[p.id] for p in papers}
 
 
-_caches: dict[int, SentenceCache] = {}
-
-
 def sentence_cache(embedder: Embedder) -> SentenceCache:
-    """One cache per embedder (per process)."""
-    return _caches.setdefault(id(embedder), SentenceCache(embedder))
+    """One cache per embedder, kept on the embedder itself (it lives as long as the cache)."""
+    cache = getattr(embedder, "sentence_cache", None)
+    if cache is None:
+        cache = embedder.sentence_cache = SentenceCache(embedder)
+    return cache
 
 
 class SourceSet:

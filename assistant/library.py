@@ -154,7 +154,8 @@ class Library:
                     report.unchanged += 1
             # Papers whose sentences are missing (a store from before the sentence index)
             # get them now, without re-embedding the paper itself.
-            settled = [p for p in papers if p.id in existing and p not in to_embed]
+            embedding = {p.id for p in to_embed}
+            settled = [p for p in papers if p.id in existing and p.id not in embedding]
             with_sentences = {meta["paper_id"] for meta in self.store.sentence_rows([p.id for p in settled]).metadatas}
             backfill = [p for p in settled if p.id not in with_sentences]
             paper_vectors, sentence_rows = self._embed(to_embed, backfill, progress)
@@ -167,7 +168,8 @@ class Library:
                 for paper in keep_vector:
                     rows.add(paper.id, stored[paper.id], paper.document, paper.to_metadata())
             if rows.ids or sentence_rows.ids:
-                progress_.report(progress, len(to_embed), len(to_embed), "writing the index")
+                done = len(to_embed) + len(backfill)
+                progress_.report(progress, done, done, "writing the index")
                 owners = [p.id for p in to_embed + backfill]
                 self.store.write(rows, sentence_rows, owners)
                 self._lexical_index()  # rebuild BM25 now, not on the user's first search

@@ -88,7 +88,7 @@ class LlamaCppBackend:
                 n_ctx=settings.n_ctx,
                 n_threads=settings.n_threads or max(1, os.cpu_count() or 1),
                 seed=settings.seed,
-                verbose=False,
+                verbose=settings.verbose,
             )
         except Exception as exc:  # llama.cpp raises ValueError/RuntimeError for bad files
             raise LLMError(f"cannot load {path} with llama.cpp: {exc}") from exc

@@ -61,9 +61,13 @@ def placeholders(template: Template) -> set[str]:
 def _template(name: str) -> Template:
     path = templates_dir() / name
     try:
-        return Template(path.read_text(encoding="utf-8"))
+        template = Template(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise TemplateError(f"cannot read prompt template {path}: {exc.strerror}") from exc
+    found, expected = placeholders(template), PLACEHOLDERS.get(name, frozenset())
+    if found != expected:  # an edited template must not silently drop the evidence
+        raise TemplateError(f"{path} uses {sorted(found)}, the code fills {sorted(expected)}")
+    return template
 
 
 def render(name: str, **values: object) -> str:

@@ -122,10 +122,10 @@ class Settings(BaseSettings):
         default="convex",
         description="convex: cosine + weighted BM25 shares of the query ceiling; rrf: weighted reciprocal rank fusion.",
     )
-    rrf_k: int = Field(default=60, description="RRF constant (fusion = rrf only).")
-    dense_weight: float = Field(default=1.0, description="Weight of the query-abstract cosine.")
-    bm25_weight: float = Field(default=2.5, description="Weight of BM25 over title + abstract, as a share of the query's ceiling.")
-    title_weight: float = Field(default=0.2, description="Weight of BM25 over titles alone.")
+    rrf_k: int = Field(default=60, ge=1, le=1000, description="RRF constant (fusion = rrf only).")
+    dense_weight: float = Field(default=1.0, ge=0.0, le=10.0, description="Weight of the query-abstract cosine.")
+    bm25_weight: float = Field(default=2.5, ge=0.0, le=10.0, description="Weight of BM25 over title + abstract, as a share of the query's ceiling.")
+    title_weight: float = Field(default=0.2, ge=0.0, le=10.0, description="Weight of BM25 over titles alone.")
     sentence_weight: float = Field(
         default=1.5, ge=0.0, le=10.0, description="Weight of the best query-sentence cosine (sentence index) when re-ranking."
     )
@@ -135,7 +135,7 @@ class Settings(BaseSettings):
     rerank_depth: int = Field(
         default=30, ge=1, le=1000, description="Fused candidates re-ranked with their best sentence before the top k are kept."
     )
-    mmr_lambda: float = 0.7
+    mmr_lambda: float = Field(default=0.7, ge=0.0, le=1.0, description="MMR trade-off: 1 relevance only, 0 diversity only.")
 
     # --- grounding -----------------------------------------------------------
     relevance_threshold: float = Field(
@@ -207,10 +207,6 @@ class Settings(BaseSettings):
         return self.store_dir / "chroma"
 
     @property
-    def bm25_dir(self) -> Path:
-        return self.store_dir / "bm25"
-
-    @property
     def model_cache_dir(self) -> Path:
         return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "assistant"
 
@@ -225,6 +221,21 @@ class Settings(BaseSettings):
         return low, high
 
     def with_overrides(self, **overrides: object) -> "Settings":
-        """A copy with the given non-None values replaced (how CLI flags apply)."""
+        """A copy with the given non-None values replaced (how CLI flags and UI controls
+        apply), validated like the environment is: a value out of range is an InputError."""
         changes = {key: value for key, value in overrides.items() if value is not None}
-        return self.model_copy(update=changes)
+        return self.validated({**self.model_dump(), **changes})
+
+    @classmethod
+    def validated(cls, values: dict | None = None) -> "Settings":
+        """Settings from the environment (and `values`), with one readable message for a
+        bad value instead of pydantic's report."""
+        from pydantic import ValidationError
+
+        from .errors import InputError
+
+        try:
+            return cls(**(values or {}))
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
+            raise InputError(f"invalid setting ({problems}); check ASSISTANT_* variables and flags") from None

@@ -229,9 +229,15 @@ class PaperStore:
                 )
             self._collection.modify(metadata={_GENERATION_KEY: uuid.uuid4().hex})
         except BaseException as failure:  # Ctrl-C included: restore, then let it propagate
-            self._restore(journal, previously_absent)
-            self._delete(self._sentences, sentences.ids)
-            self._upsert_all(self._sentences, sentence_journal)
+            try:
+                self._restore(journal, previously_absent)
+                self._delete(self._sentences, sentences.ids)
+                self._upsert_all(self._sentences, sentence_journal)
+            except Exception as restore_failure:  # e.g. the Chroma server went away mid-write
+                raise StoreError(
+                    f"writing to {self.location} failed ({failure}) and so did putting the old rows back "
+                    f"({restore_failure}): the store may be inconsistent; run the same ingest again to repair it"
+                ) from failure
             if isinstance(failure, Exception):
                 raise StoreError(f"writing to {self.location} failed, nothing was changed: {failure}") from failure
             raise

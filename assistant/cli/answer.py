@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from ..errors import AssistantError
 from ..settings import Settings
 from .common import (
     ChromaUrlOpt,
@@ -121,7 +122,7 @@ def chat(
             continue
         try:
             result = _print_streamed(pipeline, question, history)
-        except ValueError as exc:
+        except AssistantError as exc:
             typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
             continue
         _print_references(result, "text")

@@ -43,7 +43,7 @@ KOpt = Annotated[
 def make_settings(**overrides: Any) -> Settings:
     """Defaults < environment < flags: flags left unset (None) do not override."""
     renames = {"store": "store_dir"}
-    return Settings().with_overrides(**{renames.get(key, key): value for key, value in overrides.items()})
+    return Settings.validated().with_overrides(**{renames.get(key, key): value for key, value in overrides.items()})
 
 
 def open_library(**overrides: Any):
@@ -83,7 +83,7 @@ def global_options(
     options.debug = debug
     if verbose:
         os.environ["ASSISTANT_VERBOSE"] = "1"  # every Settings() of this process sees it
-    quiet_terminal(verbose or Settings().verbose)
+    quiet_terminal(verbose or os.environ.get("ASSISTANT_VERBOSE", "").lower() in ("1", "true", "yes"))
 
 
 def friendly_errors(func: Callable) -> Callable:

@@ -46,6 +46,13 @@ def serve(
         for error in report.errors:
             typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
         typer.echo(f"Indexed {report.added} papers from {len(report.files)} file(s) into {library.store.location}.")
+    elif library.count() and not library.store.sentence_count():
+        typer.echo("This store predates the sentence index: indexing the abstracts' sentences (once).")
+        bar = progress_bar("Indexing sentences", "paper")
+        try:
+            library.ingest_papers(library.catalog(), progress=bar)  # unchanged papers: sentences only
+        finally:
+            bar.close()
     if settings.host not in ("127.0.0.1", "localhost", "::1"):
         typer.secho(
             f"warning: binding {settings.host}: the UI is reachable from other machines on your network.",

@@ -11,6 +11,8 @@ Nothing here sends a request off the machine: no share link, no analytics, local
 
 from __future__ import annotations
 
+import logging
+
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,9 @@ from .session import Runtime
 
 ASSETS = Path(__file__).parent / "assets"
 
+
+
+log = logging.getLogger(__name__)
 
 def launch_options() -> dict[str, Any]:
     """Theme, CSS and JS for Blocks.launch (Gradio 6 takes them there, not in Blocks)."""
@@ -49,6 +54,7 @@ def build_app(library: Library) -> "gr.Blocks":
     try:
         papers = library.catalog()
     except Exception:  # noqa: BLE001 - shown on page load, readably
+        log.exception("the library could not be read while building the UI")
         papers = []
 
     # delete_cache: uploads and downloads leave Gradio's cache after a day.

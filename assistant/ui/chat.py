@@ -202,7 +202,7 @@ def create_event_handlers(ui: ChatUI, settings_ui: SettingsUI, runtime: Runtime)
             if stop.is_set():
                 entry.status = "stopped"
                 if entry.answer:
-                    entry.turn = Turn(entry.question, entry.answer, [c.title for c in entry.cards])
+                    entry.turn = Turn(entry.question, entry.answer, [c.title for c in entry.cards], cited_ids=[c.id for c in entry.cards])
             elif result is not None:
                 if not result.abstained:
                     entry.status = "done"

@@ -91,12 +91,12 @@ class Runtime:
             "llm_url": (str(llm_url).strip() or None) if llm_url is not None else base.llm_url,
         }
         if k:
-            update["k"] = max(1, int(k))
+            update["k"] = int(k)
         if temperature is not None:
             update["temperature"] = float(temperature)
         if max_tokens:
-            update["max_tokens"] = max(16, int(max_tokens))
-        return base.model_copy(update=update)
+            update["max_tokens"] = int(max_tokens)
+        return Settings.validated({**base.model_dump(), **update})  # an API client cannot pass k=1000
 
 
 def session_id(request: Any) -> str:
