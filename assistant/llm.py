@@ -16,6 +16,7 @@ import json
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,12 +207,14 @@ class OpenAIHTTPBackend:
 
 # --- one model per process -------------------------------------------------------------
 
-_models: dict[tuple, LLM] = {}
+_models: OrderedDict[tuple, LLM] = OrderedDict()
 _models_lock = threading.Lock()
 
 
 def get_llm(settings: Settings) -> LLM:
-    """Load (or reach) the configured model once per process and reuse it."""
+    """Load (or reach) the configured model once per process and reuse it. Only the
+    `loaded_models` most recently used stay loaded, so trying GGUFs one after another in
+    the UI does not pile them up in memory (a generation in progress keeps its own)."""
     key = (settings.llm_url, settings.model, settings.n_ctx, settings.prompt_style, settings.n_threads)
     with _models_lock:
         if key not in _models:
@@ -222,4 +225,7 @@ def get_llm(settings: Settings) -> LLM:
                 path = settings.model or str(default_model_path(settings.model_cache_dir))
                 _models[key] = LlamaCppBackend(path, settings)
             _models[key].load_seconds = time.perf_counter() - started  # type: ignore[attr-defined]
+            while len(_models) > settings.loaded_models:
+                _models.popitem(last=False)
+        _models.move_to_end(key)
         return _models[key]

@@ -106,6 +106,7 @@ class Settings(BaseSettings):
         default="auto",
         description="auto | chat | completion. auto uses chat only for instruction-tuned models with a chat template.",
     )
+    loaded_models: int = Field(default=2, ge=1, le=8, description="Models kept loaded at once (least recently used go first).")
     n_ctx: int = Field(default=2048, ge=256, le=131072)
     n_threads: int | None = Field(default=None, ge=1, le=256)
     temperature: float = Field(default=0.1, ge=0.0, le=1.5)
