@@ -151,8 +151,8 @@ def support_claim(
     claim that paraphrases one sentence of an otherwise unrelated-looking abstract is found."""
     settings = settings or library.settings
     pool = candidates or max(3 * k, 15)
-    hits = library.search(claim, pool, settings=settings)
     vector = library.embedder.embed_one(claim)
+    hits = library.search(claim, pool, settings=settings, query_vector=vector)
     nearest = [paper_id for paper_id, _, _ in library.store.nearest_sentences(vector, settings.sentence_candidates)]
     extra = [paper_id for paper_id in dict.fromkeys(nearest) if paper_id not in {h.paper.id for h in hits}]
     papers = [h.paper for h in hits] + list(library.store.papers(extra).values())

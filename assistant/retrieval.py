@@ -307,6 +307,7 @@ class Retriever:
         paper_lists = {name: items for name, items in lists.items() if name != "sentence"}
         fused = dict(fuse_candidates(paper_lists, similarity, weights, self.settings.fusion, self.settings.rrf_k, scales))
         sentence_data: dict[str, tuple[list[str], np.ndarray]] = {}
+        best: dict[str, float] = {}
         if "sentence" in lists:
             if mode == "sentence":
                 fused = {id: 0.0 for id in similarity}
@@ -325,7 +326,7 @@ class Retriever:
             hit = Hit(paper, fused[id], similarity[id], bm25=bm25_scores.get(id), embedding=vector)
             if id in sentence_data:
                 hit.sentences, hit.sentence_vectors = sentence_data[id]
-                hit.sentence_score = float((hit.sentence_vectors @ query_vector).max()) if len(hit.sentences) else None
+                hit.sentence_score = best.get(id)
             hits.append(hit)
         if mmr and hits:
             # Fused scores mapped onto the cosine scale MMR trades against redundancy

@@ -105,7 +105,7 @@ def summarize_paper(library: Library, paper_id: str, *, settings: Settings | Non
     paper = _find_paper(library, paper_id)
     result = PaperSummary(paper)
     embedder = library.embedder
-    sources = SourceSet([paper], embedder)
+    sources = SourceSet([paper], embedder, stored=library.store.sentences([paper.id]))
     source = sources[1]
     result.roles = assign_roles(source.sentences, source.vectors, embedder.embed(list(ROLE_PROMPTS.values())))
     result.timings["roles_s"] = time.perf_counter() - started

@@ -186,7 +186,8 @@ class _TopicSummarizer:
         with self._timed("themes_s"):
             self._report(1, "reading abstracts")
             embedder = self.library.embedder
-            self.sources = SourceSet([h.paper for h in hits], embedder, [h.similarity for h in hits])
+            stored = self.library.store.sentences([h.paper.id for h in hits])  # the sentence index, not re-embedding
+            self.sources = SourceSet([h.paper for h in hits], embedder, [h.similarity for h in hits], stored)
             self.topic_vector = embedder.embed_one(self.topic)
             vectors = np.stack([h.embedding if h.embedding is not None else embedder.embed_one(h.paper.document) for h in hits])
             themes = find_themes([h.paper for h in hits], vectors, word_stats(self.library))
