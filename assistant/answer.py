@@ -19,11 +19,13 @@ import numpy as np
 
 from . import generation, prompts, relevance
 from .citations import CheckedSentence, CitedText, Verifier, extractive, render
+from .compose import compose_answer
 from .evidence import EvidenceSentence, SourceSet
 from .library import Library
 from .errors import InputError
 from .llm import LLM, Request
 from .retrieval import Filters, Hit
+from .rewrite import has_dangling_opening
 from .settings import Settings
 
 # "it", "its", "the paper": the follow-up is about the one paper just cited, not the topic.
@@ -56,7 +58,7 @@ class AnswerResult:
     query: str  # the standalone query used for retrieval
     answer: str = ""
     abstained: bool = False
-    mode: str = "generated"  # generated | extractive | abstained
+    mode: str = "generated"  # generated | composed | extractive | abstained
     cited: CitedText | None = None
     hits: list[Hit] = field(default_factory=list)
     sources: SourceSet | None = None
@@ -179,10 +181,15 @@ class AnswerPipeline:
                         yield result
         result.timings["generation_s"] = time.perf_counter() - generation_started
         self._publish(result, verifier.check(result.raw), sources, scorer)
-        if not result.citations:
-            result.mode = "extractive"
+        if not _reads_well(result.cited):
+            # The model's text did not survive, or survived only as pasted quotes or
+            # sentences that lean on their abstract: compose the answer instead.
             dropped = result.cited.dropped if result.cited else []
-            result.cited = extractive(evidence, sources, min_relevance=self.settings.answer_relevance)
+            result.mode = "composed"
+            result.cited = compose_answer(question, sources, scorer.score, self.settings)
+            if not result.cited.citations:
+                result.mode = "extractive"
+                result.cited = extractive(evidence, sources, min_relevance=self.settings.answer_relevance)
             result.cited.dropped = dropped
             result.answer = result.cited.text
             self._rate(result.cited, sources, scorer)
@@ -278,6 +285,17 @@ class AnswerPipeline:
         result.cited = cited
         result.answer = cited.text
         return changed
+
+
+def _reads_well(cited: CitedText | None) -> bool:
+    """The model's verified text is worth showing: something survived, not every sentence
+    is a verbatim quote (that is a paste, which the composer does better), and no sentence
+    opens by pointing back at an abstract the reader has not seen ("However, …", "This …")."""
+    if cited is None or not cited.citations:
+        return False
+    if all(c.support >= 0.999 for c in cited.citations):
+        return False
+    return not any(has_dangling_opening(sentence) for sentence, _ in cited.sentences)
 
 
 def _complete_prefix(raw: str) -> str:

@@ -171,9 +171,9 @@ def test_stop_event_ends_the_stream_and_frees_the_model(fixture_library):
     assert not llm._lock.locked()  # the model is free at once, not after max_tokens
     assert generation.generate(llm, request, stop) == ""  # already stopped: nothing is generated
 
-    # The answer pipeline stops the same way and keeps a verified (extractive) answer.
+    # The answer pipeline stops the same way and keeps a verified answer, composed from the abstracts.
     result = AnswerPipeline(fixture_library).answer("What does PolyLoss propose?", stop=stop)
-    assert result.raw == "" and result.mode == "extractive"
+    assert result.raw == "" and result.mode == "composed"
     assert_well_cited(result)
 
 

@@ -40,7 +40,7 @@ def _print_streamed(pipeline, question: str, history) -> object:
     for result in pipeline.stream(question, history):
         if result.answer.startswith(printed):
             typer.echo(result.answer[len(printed) :], nl=False)
-        else:  # the final answer replaced what was shown (extractive fallback)
+        else:  # the final answer replaced what was shown (composed from the abstracts)
             typer.echo("\n" + result.answer, nl=False)
         printed = result.answer
     typer.echo("")

@@ -155,6 +155,10 @@ def answer_table(summary: dict) -> list[str]:
         lines.append(f"{label:<34}{_pct(value):>6}  {count}")
     support = "" if summary["mean_support"] is None else f", mean support {summary['mean_support']:.2f}"
     lines.append(f"{'citation precision':<34}{_pct(summary['citation_precision']):>6}  {summary['citations']} citations{support}")
+    if summary.get("dangling_opening_rate") is not None:
+        lines.append(f"{'sentences opening on a dangling ref':<34}{_pct(summary['dangling_opening_rate']):>6}  of displayed sentences")
+    if summary.get("modes"):
+        lines.append(f"{'answers by mode':<34}        " + ", ".join(f"{count} {mode}" for mode, count in sorted(summary["modes"].items())))
     for name in ("p50", "p95"):
         lines.append(f"{'latency ' + name:<34}{summary['latency_' + name]:>4.1f} s  per question, end to end")
     return lines

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..progress import Progress, report
+from ..rewrite import has_dangling_opening
 from .jsonl import read_jsonl
 from .metrics import percentile
 
@@ -81,6 +82,8 @@ class AnswerOutcome:
     support: list[float] = field(default_factory=list)  # the verifier's score of each citation
     kind: str = ""  # inferred from expected_ids when empty
     search_ids: list[str] = field(default_factory=list)  # the answer's retrieved papers, in search order
+    sentences: list[str] = field(default_factory=list)  # the displayed sentences, without markers
+    mode: str = ""  # generated | composed | extractive | abstained
 
     def __post_init__(self) -> None:
         self.kind = self.kind or infer_kind(self.expected_ids)
@@ -126,6 +129,8 @@ class AnswerOutcome:
             "correct": self.correct,
             "seconds": round(self.seconds, 3),
             "error": self.error,
+            "mode": self.mode,
+            "sentences": self.sentences,
         }
 
 
@@ -144,6 +149,8 @@ def summarize_answers(outcomes: Sequence[AnswerOutcome]) -> dict:
       enough), so answers citing worse than search ranks show as a gap between the two;
       answerable_wrongly_abstained_rate.
     - unanswerable_abstained_rate: over questions without expected ids.
+    - dangling_opening_rate: share of displayed sentences that open by pointing back at
+      an abstract the reader has not seen ("However, …", "This …"); modes: answers per mode.
     - multi_two_plus_rate: over questions with 2+ expected papers, the answer cites 2+
       distinct papers (multi_two_plus_expected_rate: 2+ distinct expected papers).
     - latency p50/p95 in seconds, per question, end to end.
@@ -151,6 +158,7 @@ def summarize_answers(outcomes: Sequence[AnswerOutcome]) -> dict:
     on_topic = [o for o in outcomes if not o.off_topic]
     off_topic = [o for o in outcomes if o.off_topic]
     multi = [o for o in outcomes if len(set(o.expected_ids)) >= 2]
+    shown = [sentence for o in outcomes if not o.abstained for sentence in o.sentences]
     citations = [s for o in outcomes if not o.abstained for s in o.supported]
     supports = [s for o in outcomes if not o.abstained for s in o.support]
     latencies = [o.seconds for o in outcomes]
@@ -179,6 +187,8 @@ def summarize_answers(outcomes: Sequence[AnswerOutcome]) -> dict:
         "mean_support": round(sum(supports) / len(supports), 4) if supports else None,
         "abstention_rate": share(outcomes, lambda o: o.abstained),
         "errors": sum(1 for o in outcomes if o.error),
+        "dangling_opening_rate": round(sum(map(has_dangling_opening, shown)) / len(shown), 4) if shown else None,
+        "modes": dict(Counter(o.mode for o in outcomes if o.mode)),
         "latency_p50": round(percentile(latencies, 50), 3),
         "latency_p95": round(percentile(latencies, 95), 3),
     }
@@ -240,6 +250,8 @@ def evaluate_answers(
                 support=[float(getattr(c, "support", 0.0) or 0.0) for c in citations],
                 kind=case.kind,
                 search_ids=search_ids(result),
+                sentences=[sentence for sentence, _ in getattr(getattr(result, "cited", None), "sentences", None) or []],
+                mode=str(getattr(result, "mode", "") or ""),
             )
         )
     return summarize_answers(outcomes), outcomes

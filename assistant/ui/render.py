@@ -48,7 +48,7 @@ class ChatEntry:
     question: str
     answer: str = ""  # verified text with [n] markers
     status: str = "searching"  # searching | writing | done | abstained | stopped | error
-    mode: str = ""  # generated | extractive | abstained
+    mode: str = ""  # generated | composed | extractive | abstained
     cards: list[SourceCard] = field(default_factory=list)
     nearest: list[SourceCard] = field(default_factory=list)
     papers_read: int = 0
@@ -75,6 +75,9 @@ def safe_url(url: str) -> str:
     return url if url.lower().startswith(("http://", "https://")) else ""
 
 
+_EMPHASIS = re.compile(r"\*([^*\s][^*\n]{0,300}?)\*")  # *Paper name* in composed answers
+
+
 def link_citations(text: str, turn: int, titles: dict[int, str] | None = None) -> str:
     """Escape text and turn each [n] into a link to source card src-<turn>-<n>."""
     titles = titles or {}
@@ -84,7 +87,7 @@ def link_citations(text: str, turn: int, titles: dict[int, str] | None = None) -
         tip = f' title="{esc(titles[n])}"' if n in titles else ""
         return f'<a class="cite" href="#src-{turn}-{n}"{tip}>[{n}]</a>'
 
-    return _MARKERS.sub(repl, esc(text))
+    return _EMPHASIS.sub(r"<em>\1</em>", _MARKERS.sub(repl, esc(text)))
 
 
 def highlight(abstract: str, sentences: Iterable[str]) -> str:
@@ -213,6 +216,8 @@ def render_answer(entry: ChatEntry, turn: int) -> str:
         meta = "Stopped before the end."
     elif not entry.finished:
         meta = "Writing… each sentence is checked against the abstract it cites."
+    elif entry.mode == "composed":
+        meta = "Composed from the abstracts (the model's wording could not be verified): each sentence was checked against the abstract it cites."
     elif entry.mode == "extractive":
         meta = "Quoted from the abstracts: the model's own wording could not be verified against them."
     else:

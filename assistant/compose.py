@@ -1,0 +1,209 @@
+"""Composed answers: what a reader gets when the model's own text does not hold up.
+
+A small model's text rarely survives verification, and quoting the best sentences as they
+stand reads as a paste ("However, we propose …" from three abstracts). The composer
+writes the answer itself, from the evidence, without a model:
+
+- it leads with the paper that best answers the question, naming it;
+- it adds each further paper that answers the question on its own and says something
+  different (a "which approaches …" question gets several, a pointed question one,
+  unless a second paper answers it as well as the first);
+- each paper gets its most relevant sentence (by the calibrated relevance to the
+  question, not its position in the abstract), and a second one when that also answers;
+- sentences are made self-contained (assistant.rewrite) and framed with the paper's name;
+  one that cannot stand alone is passed over.
+
+Every displayed sentence is checked by the same Verifier as generated text, against the
+abstract it cites; a framing the verifier does not accept falls back to the plain
+sentence, which is the quote itself. The citation's evidence is always the original quote.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .citations import CheckedSentence, CitedText, Verifier, render
+from .evidence import SourceSet
+from .records import normalize_title
+from .rewrite import has_dangling_opening, lower_first, refers_back, self_contained, short_name
+from .settings import Settings
+from .text import grounded, is_boilerplate
+
+Relevance = Callable[[str, np.ndarray], float]
+
+# Questions that ask for a survey of the corpus rather than one fact.
+_SEVERAL = re.compile(
+    r"\b(papers|works|studies|approaches|methods|techniques|ways|models|architectures|options|alternatives|"
+    r"strategies|systems|people|researchers|others|examples|list|compare|comparison|difference between|versus|vs\.?|"
+    r"survey|overview|literature|state of the art|is there (any )?(work|research|paper)|are there|any work)\b",
+    re.IGNORECASE,
+)
+_RESULT = re.compile(
+    r"\b(outperform\w*|achiev\w*|improv\w*|reduc\w*|surpass\w*|speed\w*|faster|fewer|better|results? show|"
+    r"experiments? show|we (show|find|observe|demonstrate))\b|\d+(\.\d+)?\s?(%|x\b|×)",
+    re.IGNORECASE,
+)
+# What a sentence contributes: a method or a result answers; background sets the scene.
+_CONTRIBUTES = re.compile(
+    r"\b(we (propose|introduce|present|develop|design|build|train|show|find|demonstrate|observe|prove|derive)|"
+    r"(is|are) proposed|outperform\w*|achiev\w*|reduc\w*|improv\w*)\b",
+    re.IGNORECASE,
+)
+_BACKGROUND = re.compile(
+    r"\b(has|have) (become|been|gained|received|attracted|shown)|\b(important|crucial|essential|fundamental|"
+    r"popular|challenging|increasingly|remains?|despite|although|however|suffer\w*|struggl\w*|limitations?|"
+    r"difficult|prohibitive|unfortunately|lack\w*)\b",
+    re.IGNORECASE,
+)
+_CONTRIBUTION_BONUS = 0.05
+_BACKGROUND_PENALTY = 0.08
+_REFERS_BACK_PENALTY = 0.1
+_REDUNDANT = 0.85  # cosine above which a second sentence repeats the first
+_SECOND_PAPER_MARGIN = 0.03  # a pointed question takes a second paper only this close to the first
+_FURTHER_PAPER_MARGIN = 0.10  # a survey question takes papers this close to the best...
+_FURTHER_PAPER_RANK = 0.5  # ...that search also ranked at least half as high as the best
+_SECOND_SENTENCE_MARGIN = 0.1
+
+
+@dataclass
+class _Choice:
+    n: int
+    sentence: str  # the abstract's sentence, as stored
+    vector: np.ndarray
+    relevance: float  # how well it answers the question (calibrated; thresholds apply to it)
+    rank: float  # relevance adjusted for what the sentence contributes: orders a paper's sentences
+
+
+def wants_several(question: str) -> bool:
+    """Does the question ask for several papers or approaches ("which methods …")?"""
+    return bool(_SEVERAL.search(question))
+
+
+def compose_answer(
+    question: str,
+    sources: SourceSet,
+    relevance: Relevance,
+    settings: Settings,
+    *,
+    max_papers: int = 4,
+) -> CitedText:
+    """The composed answer over these sources (see the module docstring); empty when no
+    sentence reaches `settings.answer_relevance` (the caller abstains or quotes)."""
+    per_paper = {n: _candidates(n, source.sentences, source.vectors, relevance) for n, source in sources.sources.items()}
+    per_paper = {n: c for n, c in per_paper.items() if c}
+    if not per_paper:
+        return render([], sources)
+    floor = settings.answer_relevance
+
+    def best_relevance(n: int) -> float:
+        return max(c.relevance for c in per_paper[n])
+
+    def paper_score(n: int) -> float:  # as evidence is ranked: the best sentence, plus search's rank
+        return best_relevance(n) + 0.5 * sources[n].similarity
+
+    order = sorted(per_paper, key=lambda n: -paper_score(n))
+    if 1 in per_paper and best_relevance(1) >= floor:
+        order.remove(1)  # search's first paper answers: it leads (answers never cite worse than search ranks)
+        order.insert(0, 1)
+    lead = order[0]
+    best = best_relevance(lead)
+    several = wants_several(question)
+    limit = max_papers if several else 2
+
+    chosen: list[list[_Choice]] = [_sentences_for(per_paper[lead], floor)]
+    for n in order[1:]:
+        if len(chosen) >= limit:
+            break
+        top = per_paper[n][0]
+        if several:
+            wanted = top.relevance >= max(floor, best - _FURTHER_PAPER_MARGIN) and sources[n].similarity >= _FURTHER_PAPER_RANK
+        else:  # a pointed question: a second paper only if it answers as well as the first
+            wanted = top.relevance >= max(floor, best - _SECOND_PAPER_MARGIN)
+        if not wanted or any(float(top.vector @ c.vector) >= _REDUNDANT for picks in chosen for c in picks):
+            continue  # not an answer, or says what a chosen paper already said
+        chosen.append(_sentences_for(per_paper[n], floor, count=1))
+
+    verifier = Verifier(sources, settings.support_threshold)
+    checked: list[CheckedSentence] = []
+    for i, picks in enumerate(chosen):
+        lead_sentence = _verified(picks[0], sources, verifier, name_it=True, must_name=i > 0)
+        if lead_sentence is None:
+            continue  # a further paper's sentence that cannot carry its name would read as the previous paper's
+        checked.append(lead_sentence)
+        checked.extend(s for s in (_verified(p, sources, verifier, name_it=False) for p in picks[1:]) if s)
+    return render(checked, sources)
+
+
+def _candidates(n: int, sentences: list[str], vectors: np.ndarray, relevance: Relevance) -> list[_Choice]:
+    """A paper's sentences that can stand alone, best answer first: a method or result
+    ranks above background, and a sentence leaning on an earlier one ("these models") below."""
+    ranked = []
+    for sentence, vector in zip(sentences, vectors):
+        if is_boilerplate(sentence) or sentence.rstrip().endswith("?") or self_contained(sentence, "the paper") is None:
+            continue
+        score = relevance(sentence, vector)
+        rank = score
+        if _CONTRIBUTES.search(sentence):
+            rank += _CONTRIBUTION_BONUS
+        if _BACKGROUND.search(sentence):
+            rank -= _BACKGROUND_PENALTY
+        if refers_back(sentence):
+            rank -= _REFERS_BACK_PENALTY
+        ranked.append(_Choice(n, sentence, vector, score, rank))
+    return sorted(ranked, key=lambda c: -c.rank)
+
+
+def _sentences_for(candidates: list[_Choice], floor: float, count: int = 2) -> list[_Choice]:
+    """The paper's best sentence, and a second that also answers and adds something."""
+    picks = [candidates[0]]
+    for candidate in candidates[1:]:
+        if len(picks) >= count:
+            break
+        if candidate.rank < picks[0].rank - _SECOND_SENTENCE_MARGIN or candidate.relevance < floor:
+            break
+        if float(candidate.vector @ picks[0].vector) < _REDUNDANT:
+            picks.append(candidate)
+    return picks
+
+
+def _verified(pick: _Choice, sources: SourceSet, verifier: Verifier, *, name_it: bool, must_name: bool = False) -> CheckedSentence | None:
+    """The best wording the verifier accepts: named and self-contained, else (unless the
+    name is required) self-contained, else the quote as it stands (always faithful)."""
+    n = pick.n
+    paper = sources[n].paper
+    name = f"*{short_name(paper.title)}*"
+    # a paper's second sentence follows its named first one: "the paper" is enough there
+    plain = self_contained(pick.sentence, name if name_it else "the paper") or pick.sentence
+    wordings = [_named(plain, name, paper.abstract)] if name_it else []
+    if not must_name:
+        wordings.append(plain)
+    vectors = sources.embedder.embed(wordings)
+    for wording, vector in zip(wordings, vectors):
+        score, _ = verifier.support(wording, vector, n)
+        if normalize_title(wording) == normalize_title(pick.sentence):
+            score = 1.0
+        if score >= verifier.threshold and grounded(wording, [paper]) and not has_dangling_opening(wording):
+            return CheckedSentence(wording, [n], {n: (score, pick.sentence)})
+    if must_name:
+        return None
+    return CheckedSentence(pick.sentence, [n], {n: (1.0, pick.sentence)})
+
+
+def _named(sentence: str, name: str, abstract: str) -> str:
+    """Frame the sentence with the paper's name, unless it already names it."""
+    bare = name.strip("*")
+    if name in sentence:
+        return sentence
+    if sentence.startswith(bare + " ") or sentence.startswith(bare + ","):
+        return name + sentence[len(bare) :]
+    if sentence.startswith("The authors "):
+        return f"In {name}, the authors {sentence[len('The authors '):]}"
+    if sentence.startswith("The authors' "):
+        return f"In {name}, the authors' " + sentence[len("The authors' ") :]
+    if _RESULT.search(sentence):
+        return f"{name} reports that {lower_first(sentence, abstract)}"
+    return f"According to {name}, {lower_first(sentence, abstract)}"
