@@ -104,7 +104,10 @@ class Settings(BaseSettings):
     llm_api_key: str = "sk-no-key-required"
     prompt_style: str = Field(
         default="auto",
-        description="auto | chat | completion. auto uses chat only for instruction-tuned models with a chat template.",
+        description=(
+            "auto | chat | completion. auto: chat when the GGUF (or llama-server's /props) has a chat template; "
+            "`python -m llama_cpp.server` reports none, so set ASSISTANT_PROMPT_STYLE=chat for an instruct model there."
+        ),
     )
     loaded_models: int = Field(default=2, ge=1, le=8, description="Models kept loaded at once (least recently used go first).")
     n_ctx: int = Field(default=2048, ge=256, le=131072)
@@ -195,6 +198,16 @@ class Settings(BaseSettings):
         description="Retrieved papers less similar to the topic than this share of the best paper's similarity are left out.",
     )
     summary_related_papers: int = Field(default=5, ge=0, le=20, description="Related papers listed in a paper summary.")
+
+    # --- literature table ----------------------------------------------------------
+    table_papers: int = Field(default=12, ge=1, le=30, description="Papers (rows) in a literature table.")
+    table_outlier_ratio: float = Field(
+        default=0.6,
+        ge=0.0,
+        le=1.0,
+        description="Table rows leave out papers less similar to the topic than this share of the best paper's similarity "
+        "(unless the paper names every term of the topic).",
+    )
 
     # --- UI ------------------------------------------------------------------
     host: str = "127.0.0.1"

@@ -15,6 +15,7 @@ from . import answer as _answer  # noqa: E402,F401
 from . import lookup as _lookup  # noqa: E402,F401
 from . import serve as _serve  # noqa: E402,F401
 from . import evaluate as _evaluate  # noqa: E402,F401
+from . import table as _table  # noqa: E402,F401
 
 
 def main() -> None:
