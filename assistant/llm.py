@@ -68,11 +68,42 @@ def default_model_path(cache_dir: Path) -> Path:
     return Path(path)
 
 
+PROMPT_STYLES = ("auto", "chat", "completion")
+
+# llama-server reports this built-in ChatML template at /props when the model has none
+# (llama.cpp common/chat.cpp, CHATML_TEMPLATE_SRC): it says nothing about the model.
+_LLAMA_SERVER_FALLBACK_TEMPLATE = (
+    "{%- for message in messages -%}\n"
+    "  {{- '<|im_start|>' + message.role + '\n' + message.content + '<|im_end|>\n' -}}\n"
+    "{%- endfor -%}\n"
+    "{%- if add_generation_prompt -%}\n"
+    "  {{- '<|im_start|>assistant\n' -}}\n"
+    "{%- endif -%}"
+)
+
+
+def _style(style: str) -> str:
+    style = (style or "auto").strip().lower()
+    if style not in PROMPT_STYLES:
+        raise LLMError(f"unknown prompt style {style!r}: set ASSISTANT_PROMPT_STYLE to auto, chat or completion")
+    return style
+
+
 def _wants_chat(metadata: dict[str, str], style: str) -> bool:
     """Chat only when asked to, or when the GGUF carries a chat template (instruct models do)."""
-    if style in ("chat", "completion"):
+    style = _style(style)
+    if style != "auto":
         return style == "chat"
     return bool(metadata.get("tokenizer.chat_template"))
+
+
+def server_reports_chat(props: dict) -> bool:
+    """True when a llama-server's /props names the model's own chat template (not the
+    ChatML fallback it reports for a model without one)."""
+    template = props.get("chat_template")
+    if not isinstance(template, str) or not template.strip():
+        return False
+    return " ".join(template.split()) != " ".join(_LLAMA_SERVER_FALLBACK_TEMPLATE.split())
 
 
 class LlamaCppBackend:
@@ -149,14 +180,16 @@ class OpenAIHTTPBackend:
         self.chat = self._wants_chat(settings.prompt_style)
 
     def _wants_chat(self, style: str) -> bool:
-        """llama-server reports its model's chat template at /props; llama_cpp.server does
-        not, so there `auto` means completion unless ASSISTANT_PROMPT_STYLE=chat."""
-        if style in ("chat", "completion"):
+        """llama-server reports its model's chat template at /props. `python -m
+        llama_cpp.server` reports none (its /v1/models lists only ids), so there `auto`
+        means completion: set ASSISTANT_PROMPT_STYLE=chat for an instruct model."""
+        style = _style(style)
+        if style != "auto":
             return style == "chat"
         try:
             props = self._client.get(f"{self._root}/props")
-            return props.status_code == 200 and bool(props.json().get("chat_template"))
-        except (httpx.HTTPError, ValueError):
+            return props.status_code == 200 and server_reports_chat(props.json())
+        except (httpx.HTTPError, ValueError, AttributeError):
             return False
 
     def count_tokens(self, text: str) -> int:
