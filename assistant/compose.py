@@ -62,6 +62,7 @@ _BACKGROUND = re.compile(
 _CONTRIBUTION_BONUS = 0.05
 _BACKGROUND_PENALTY = 0.08
 _REFERS_BACK_PENALTY = 0.1
+_SEARCH_WEIGHT = 1.0
 _REDUNDANT = 0.85  # cosine above which a second sentence repeats the first
 _SECOND_PAPER_MARGIN = 0.03  # a pointed question takes a second paper only this close to the first
 _FURTHER_PAPER_MARGIN = 0.10  # a survey question takes papers this close to the best...
@@ -102,13 +103,13 @@ def compose_answer(
     def best_relevance(n: int) -> float:
         return max(c.relevance for c in per_paper[n])
 
-    def paper_score(n: int) -> float:  # as evidence is ranked: the best sentence, plus search's rank
-        return best_relevance(n) + 0.5 * sources[n].similarity
+    def paper_score(n: int) -> float:
+        """The best sentence's relevance plus search's fused score (relative to the top
+        hit), weighted equally: search's first paper leads unless another answers
+        clearly better (answers should not cite worse than search ranks)."""
+        return best_relevance(n) + _SEARCH_WEIGHT * sources[n].similarity
 
     order = sorted(per_paper, key=lambda n: -paper_score(n))
-    if 1 in per_paper and best_relevance(1) >= floor:
-        order.remove(1)  # search's first paper answers: it leads (answers never cite worse than search ranks)
-        order.insert(0, 1)
     lead = order[0]
     best = best_relevance(lead)
     several = wants_several(question)
