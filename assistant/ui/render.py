@@ -87,7 +87,12 @@ def link_citations(text: str, turn: int, titles: dict[int, str] | None = None) -
         tip = f' title="{esc(titles[n])}"' if n in titles else ""
         return f'<a class="cite" href="#src-{turn}-{n}"{tip}>[{n}]</a>'
 
-    return _EMPHASIS.sub(r"<em>\1</em>", _MARKERS.sub(repl, esc(text)))
+    return emphasize(_MARKERS.sub(repl, esc(text)))
+
+
+def emphasize(html: str) -> str:
+    """*Paper name* (how composed answers name papers) in italics."""
+    return _EMPHASIS.sub(r"<em>\1</em>", html)
 
 
 def highlight(abstract: str, sentences: Iterable[str]) -> str:
@@ -153,7 +158,7 @@ def render_card(card: SourceCard, turn: int, *, open_: bool = False, score_label
     claims = ""
     if card.claims:
         items = "".join(
-            f'<div class="claim">“{esc(sentence)}” — <b>{score:.2f}</b></div>' for sentence, score in card.claims
+            f'<div class="claim">“{emphasize(esc(sentence))}” — <b>{score:.2f}</b></div>' for sentence, score in card.claims
         )
         claims = f'<div class="claims"><div class="claim">Supports in the answer:</div>{items}</div>'
     abstract = highlight(card.abstract, card.evidence) if card.abstract else '<span class="muted">(abstract unavailable)</span>'
