@@ -144,7 +144,8 @@ def _candidates(n: int, sentences: list[str], vectors: np.ndarray, relevance: Re
     ranks above background, and a sentence leaning on an earlier one ("these models") below."""
     ranked = []
     for sentence, vector in zip(sentences, vectors):
-        if is_boilerplate(sentence) or sentence.rstrip().endswith("?") or self_contained(sentence, "the paper") is None:
+        standalone = self_contained(sentence, "the paper")
+        if is_boilerplate(sentence) or sentence.rstrip().endswith("?") or standalone is None:
             continue
         score = relevance(sentence, vector)
         rank = score
@@ -152,7 +153,7 @@ def _candidates(n: int, sentences: list[str], vectors: np.ndarray, relevance: Re
             rank += _CONTRIBUTION_BONUS
         if _BACKGROUND.search(sentence):
             rank -= _BACKGROUND_PENALTY
-        if refers_back(sentence):
+        if refers_back(standalone):  # as displayed: "To address this problem, " is gone by then
             rank -= _REFERS_BACK_PENALTY
         ranked.append(_Choice(n, sentence, vector, score, rank))
     return sorted(ranked, key=lambda c: -c.rank)

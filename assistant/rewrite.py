@@ -35,7 +35,8 @@ _DROPPABLE = re.compile(
     r"consequently|accordingly|as a result|nevertheless|nonetheless|meanwhile|finally|specifically|notably|"
     r"importantly|overall|in particular|in summary|in conclusion|in contrast|on the other hand|similarly|"
     r"likewise|further|to this end|to that end|to do so|here|for this(?: purpose| reason)?|for example|for instance|"
-    r"as such|in practice|in this context|in this (?:paper|work|study|article|report|letter|note)|"
+    r"as such|in practice|in this context|initially|to bridge (?:this|the) gap|motivated by (?:this|these|that|those)(?: \w+){0,3}|"
+    r"in this (?:paper|work|study|article|report|letter|note)|"
     r"next|first|second|third|lastly|secondly|thirdly|subsequently|unfortunately|fortunately|surprisingly|interestingly|"
     r"to (?!this end|that end)\w+ (?:this|these|that|those|such|both) (?:\w+ ){0,2}?\w+|"
     r"in the present (?:paper|work|study)|"
@@ -122,6 +123,8 @@ def lower_first(sentence: str, context: str = "") -> str:
     word = re.match(r"[A-Za-z]+", bare)
     if not word or not bare[0].isupper() or (len(word.group()) > 1 and not word.group()[1:].islower()):
         return sentence
+    if rest[:1].isupper():
+        return sentence  # "Graph Neural Networks …": part of a name
     if word.group().lower() not in _ALWAYS_LOWER and re.search(rf"(?<![.!?]\s)(?<!^)\b{re.escape(word.group())}\b", context[1:]):
         return sentence  # capitalized mid-sentence in its abstract: a name
     first = first.replace(bare, bare[0].lower() + bare[1:], 1)

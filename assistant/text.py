@@ -127,14 +127,24 @@ def _content_stems(text: str) -> list[str]:
     return [STEMMER.stemWord(w) for w in words if len(w) >= 4 and w not in STOPWORDS and w not in _FRAMING]
 
 
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*")
+
+
+def _numbers(text: str) -> set[str]:
+    return {match.group().replace(",", "") for match in _NUMBER.finditer(text)}
+
+
 def grounded(sentence: str, papers: list["Paper"]) -> bool:
-    """True unless the sentence brings in content words that none of its cited papers
-    use (stemmed): at most one per dozen content words, plus one, is tolerated.
+    """True unless the sentence states a number none of its cited papers state, or brings
+    in content words that none of them use (stemmed): at most one per dozen content
+    words, plus one, is tolerated.
 
     The embedding check in Verifier accepts a sentence that is close in meaning overall;
     this lexical check catches a small model splicing in a detail from elsewhere
     (e.g. its few-shot example), which similarity alone can miss.
     """
+    if not _numbers(sentence) <= {n for paper in papers for n in _numbers(paper.document)}:
+        return False  # a figure its sources never state ("improves accuracy by 10%")
     stems = _content_stems(sentence)
     if not stems:
         return True

@@ -3,7 +3,9 @@
 Model-written text is never asserted word for word. The tests check what the pipeline
 guarantees whatever the model writes: the summary cites only retrieved papers, every
 [n] resolves to the reference of the paper that supports the sentence (also when the
-evidence is forced through several map and reduce steps), and the references export.
+evidence is forced through several map and reduce steps), the references export, theme
+headings are multi-word phrases found in their theme's papers, no displayed sentence
+opens by pointing back at an unseen one, and off-topic retrievals are left out.
 """
 
 from __future__ import annotations
@@ -19,6 +21,15 @@ from typer.testing import CliRunner
 
 from assistant.citations import parse_cited_sentences
 from assistant.cli import app
+from assistant.evaluation.readability import (
+    dangling_share,
+    heading_is_phrase,
+    off_topic_kept,
+    paper_summary_sentences,
+    summary_sentences,
+    theme_papers,
+)
+from assistant.rewrite import has_dangling_opening
 from assistant.records import Paper, normalize_title, paper_id
 from assistant.summarize import (
     cluster_papers,
@@ -34,6 +45,7 @@ from assistant.summarize import (
 
 CGS = paper_id("Convergent Graph Solvers")
 OBA = paper_id("Optimal Brain Apoptosis")
+GASNET = paper_id("Galaxy Spectra neural Network (GaSNet). II. Using Deep Learning for Spectral Classification and Redshift Predictions")
 TOPIC = "training and generalization of deep neural networks"
 _MARKER = re.compile(r"\[(\d+)\]")
 
@@ -41,6 +53,15 @@ _MARKER = re.compile(r"\[(\d+)\]")
 def body_and_references(markdown: str) -> tuple[str, str]:
     body, _, references = markdown.partition("## References")
     return body, references
+
+
+def assert_readable(library, summary) -> None:
+    """Headings are phrases from their papers; every displayed sentence reads on its own."""
+    for heading, papers in theme_papers(summary):
+        assert papers and heading_is_phrase(heading, papers), (heading, [p.title for p in papers])
+    sentences = summary_sentences(summary)
+    assert sentences and dangling_share(sentences) == 0.0, [s for s in sentences if has_dangling_opening(s)]
+    assert off_topic_kept(summary, library) == []
 
 
 def assert_citations_sound(library, summary) -> None:
@@ -82,6 +103,7 @@ def test_topic_summary_cites_only_retrieved_papers(fixture_library):
     assert not summary.abstained
     assert 2 <= len(summary.hits) <= 6
     assert_citations_sound(fixture_library, summary)
+    assert_readable(fixture_library, summary)
     assert summary.markdown.startswith("# Summary: ")
     assert "## Overview" in summary.markdown and "## Themes" in summary.markdown
     assert all(theme.heading.strip() for theme in summary.themes)
@@ -116,6 +138,32 @@ def test_stopped_summary_is_quoted_evidence(fixture_library):
     summary = summarize_topic(fixture_library, TOPIC, 6, stop=stop)
     assert summary.mode == "extractive" and summary.stats.get("llm_calls", 0) == 0
     assert_citations_sound(fixture_library, summary)
+    assert_readable(fixture_library, summary)
+    # Composed statements name their paper: each sentence carries the cited paper's name.
+    for text, numbers in summary_sentences_with_numbers(summary):
+        assert len(numbers) == 1
+        name = summary.papers[numbers[0] - 1].title.split(":")[0].strip()
+        assert name.lower() in text.lower(), (text, name)
+
+
+def summary_sentences_with_numbers(summary):
+    return summary.overview + [s for theme in summary.themes for s in theme.sentences]
+
+
+def test_off_topic_retrieval_is_left_out(fixture_library):
+    """A galaxy-spectra paper is retrieved for a topic on CNNs for image classification
+    (it is a deep network that classifies), but none of its sentences addresses the topic:
+    it is left out, the CNN papers stay."""
+    stop = threading.Event()
+    stop.set()  # the filter runs before any generation
+    summary = summarize_topic(fixture_library, "convolutional neural networks for image classification", 6, stop=stop)
+    assert not summary.abstained
+    assert GASNET in {h.paper.id for h, _ in summary.left_out}
+    assert GASNET not in {h.paper.id for h in summary.hits} and GASNET not in {p.id for p in summary.papers}
+    assert any("Convolutional" in p.title or "CNN" in p.title for p in summary.papers)
+    assert GASNET in {item["id"] for item in summary.to_dict()["left_out"]}
+    assert_citations_sound(fixture_library, summary)
+    assert_readable(fixture_library, summary)
 
 
 def test_summary_abstains_when_nothing_is_relevant(fixture_library):
@@ -132,18 +180,28 @@ def test_paper_summary(fixture_library):
     paper = summary.paper
     assert paper.id == OBA
     assert [p.id for p in summary.papers] == [OBA] and [r.id for r in summary.references] == [OBA]
-    # Problem, method and result are distinct sentences quoted from the abstract.
+    # Problem, method and result come from distinct sentences of the abstract ...
     assert set(summary.roles) == {"problem", "method", "result"}
     assert len(set(summary.roles.values())) == 3
     assert all(sentence in paper.abstract for sentence in summary.roles.values())
-    # The TL;DR is either the model's verified sentence or a quoted one; cited to the paper.
+    # ... and are displayed as three self-contained sentences, each verbatim from the
+    # abstract or verified against it (support recomputed here), each cited [1].
+    assert set(summary.statements) == {"problem", "method", "result"}
+    embedder = fixture_library.embedder
+    for role, text in summary.statements.items():
+        assert not has_dangling_opening(text), text
+        quoted = normalize_title(text) in normalize_title(paper.abstract)
+        support = float(embedder.embed_one(text) @ embedder.embed_one(summary.roles[role]))
+        assert quoted or (support >= fixture_library.settings.support_threshold - 1e-3 and grounded(text, [paper])), (role, text)
+    assert dangling_share(paper_summary_sentences(summary)) == 0.0
+    # The model's one-line TL;DR is shown only when verified.
     assert summary.tldr
-    if not summary.tldr_generated:
-        assert summary.tldr in paper.abstract
-    else:
-        assert grounded(summary.tldr, [paper])
+    if summary.tldr_generated:
+        assert grounded(summary.tldr, [paper]) and not has_dangling_opening(summary.tldr)
     markdown = summary.markdown
     assert paper.title in markdown and "TL;DR" in markdown
+    for role in ("Problem", "Method", "Result"):
+        assert f"**{role}:**" in markdown
     assert paper.code_url and paper.code_url in markdown
     # The 5 most related papers, not the paper itself.
     assert len(summary.related) == 5 and OBA not in {h.paper.id for h in summary.related}
@@ -212,8 +270,11 @@ def test_theme_headings_name_shared_terms(fixture_library):
     assert len(convolution) >= 2 and len(transformers) >= 2
     headings = theme_headings([convolution, transformers], word_stats(fixture_library))
     assert len(headings) == 2 and headings[0] != headings[1]
+    # Multi-word phrases written in the group's own papers, not lists of single words.
+    assert heading_is_phrase(headings[0], convolution) and heading_is_phrase(headings[1], transformers), headings
     assert "conv" in headings[0].lower() or "cnn" in headings[0].lower(), headings
     assert "transformer" in headings[1].lower(), headings
+    assert not heading_is_phrase("LLMs, rank, single", convolution + transformers)
 
 
 def test_grounding_and_sentence_helpers():

@@ -3,7 +3,9 @@
 - :mod:`.topic` orchestrates a topic summary (retrieval, outliers, themes, map, reduce,
   assembly); :mod:`.writer` holds its map and reduce steps (the model's key points and
   overview, each sentence verified);
-- :mod:`.themes` clusters papers and names the clusters;
+- :mod:`.themes` clusters papers and names each cluster by a key phrase its papers share;
+- :mod:`.statements` says what one paper contributes: a sentence chosen for the topic and
+  its role, made self-contained, named and verified;
 - :mod:`.paper` summarizes one paper (roles, TL;DR, related papers);
 - :mod:`.markdown` renders both, with reference lists;
 - :mod:`.cleanup` cleans generated text before verification.
@@ -16,7 +18,8 @@ evidence with correct citations.
 from ..text import grounded
 from .cleanup import clean_line, complete_sentences, drop_unfinished, sanitize
 from .markdown import paper_markdown, references_block, topic_markdown
-from .paper import PaperSummary, assign_roles, representative_sentence, summarize_paper
+from ..roles import assign_roles, representative_sentence
+from .paper import PaperSummary, summarize_paper
 from .themes import Theme, WordStats, cluster_papers, theme_count, theme_headings, word_stats
 from .topic import TopicSummary, drop_outliers, summarize_topic
 from .writer import Writer

@@ -63,13 +63,13 @@ def topic_markdown(summary: TopicSummary, fmt: str) -> str:
 def paper_markdown(summary: PaperSummary, fmt: str) -> str:
     paper = summary.paper
     lines = [f"# {markdown_escape(paper.title)}", ""]
-    if summary.tldr:
-        lines += [f"**TL;DR:** {with_markers(summary.tldr, [1])}", ""]
+    lines += ["**TL;DR**", ""]
     for role in ("problem", "method", "result"):
-        if role in summary.roles:
-            lines.append(f"- **{role.capitalize()}:** {with_markers(summary.roles[role], [1])}")
-    if summary.roles:
-        lines.append("")
+        if role in summary.statements:
+            lines.append(f"- **{role.capitalize()}:** {with_markers(summary.statements[role], [1])}")
+    lines.append("")
+    if summary.tldr_generated and summary.tldr:
+        lines += [f"**In one line (the model's, verified):** {with_markers(summary.tldr, [1])}", ""]
     lines.append(f"**Code:** <{paper.code_url}>" if paper.code_url else "**Code:** no code link in the abstract")
     listing = ", ".join(paper.sources)
     meta = f"**Id:** `{paper.id}`"

@@ -1,14 +1,14 @@
-"""One paper's summary: the abstract sentence that best fits each role (problem, method,
-result), a one-line TL;DR from the model kept only if the verifier finds it supported by
-the abstract (else the most representative sentence), the code link and related papers."""
+"""One paper's summary: its problem, method and result in three sentences, each the
+abstract sentence that best fits the role (assistant.roles) made self-contained, named
+("*Name* reports that …") and verified against the abstract; a one-line TL;DR from the
+model kept beside them only if the verifier finds it supported and it reads on its own;
+the code link and related papers."""
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
 
 from .. import generation, prompts
 from ..citations import CheckedSentence, CitedText, Reference, Verifier, render
@@ -20,7 +20,9 @@ from ..records import Paper
 from ..references import normalize_format
 from ..retrieval import Hit
 from ..settings import Settings
+from ..roles import ROLE_PROMPTS, assign_roles
 from ..text import with_markers
+from . import statements as statements_
 from .cleanup import clean_line, complete_sentences
 from .markdown import paper_markdown
 
@@ -34,34 +36,7 @@ TLDR_PROMPT = generation.Prompt(
     completion_tokens="summary_key_point_tokens",
 )
 _TLDR_MAX_WORDS = 45
-
-ROLE_PROMPTS = {
-    "problem": "Existing methods suffer from a limitation; this remains a challenging open problem.",
-    "method": "In this paper, we propose a new method that introduces a novel approach.",
-    "result": "Experiments show that our method outperforms state-of-the-art baselines and improves accuracy.",
-}
-# Cue phrases: abstracts signal their moves in stock words; a cue adds to the similarity.
-_ROLE_CUES = {
-    "problem": re.compile(
-        r"\b(however|challeng\w*|limitation\w*|limited|remains?|difficult\w*|problem\w*|suffer\w*|fail\w*|lack\w*|"
-        r"despite|bottleneck\w*|costly|expensive|unclear|unknown|issue\w*|struggl\w*|hinder\w*|open question)\b",
-        re.IGNORECASE,
-    ),
-    "method": re.compile(
-        r"\b(we (propose|introduce|present|develop|design|describe|formulate|derive|study|investigate)|"
-        r"this (paper|work) (proposes|introduces|presents|develops)|our (method|approach|framework|model|algorithm)|"
-        r"(is|are) proposed|(a|an) (novel|new) (method|approach|framework|model|algorithm|architecture))\b",
-        re.IGNORECASE,
-    ),
-    "result": re.compile(
-        r"\b(outperform\w*|results? (show|demonstrate|indicate|suggest)\w*|experiment\w*|empirical\w*|achiev\w*|"
-        r"state[- ]of[- ]the[- ]art|improv\w*|surpass\w*|speed-?up|accuracy|we (show|demonstrate|find|observe))\b|\d+(\.\d+)?\s?(%|x\b|×)",
-        re.IGNORECASE,
-    ),
-}
-_ROLE_CUE_WEIGHT = 0.15
-_ROLE_POSITION = {"problem": -0.1, "method": 0.0, "result": 0.1}  # prior per unit of relative position (-0.5..0.5)
-
+TLDR_ROLES = ("problem", "method", "result")
 
 @dataclass
 class PaperSummary:
@@ -70,6 +45,8 @@ class PaperSummary:
     tldr: str = ""
     tldr_generated: bool = False  # True: the model's TL;DR passed verification
     roles: dict[str, str] = field(default_factory=dict)  # problem / method / result -> abstract sentence
+    statements: dict[str, str] = field(default_factory=dict)  # the same, as displayed: self-contained, named, verified
+    checked_roles: dict[str, CheckedSentence] = field(default_factory=dict, repr=False)
     related: list[Hit] = field(default_factory=list)
     cited: CitedText = field(default_factory=lambda: CitedText([], [], [], [], 0))
     references: list[Reference] = field(default_factory=list)
@@ -87,6 +64,7 @@ class PaperSummary:
             "tldr": self.tldr,
             "tldr_generated": self.tldr_generated,
             "roles": self.roles,
+            "statements": self.statements,
             "code_url": self.paper.code_url,
             "related": [h.to_dict() for h in self.related],
             "references": [r.to_dict() for r in self.references],
@@ -107,16 +85,16 @@ def summarize_paper(library: Library, paper_id: str, *, settings: Settings | Non
     embedder = library.embedder
     sources = SourceSet([paper], embedder, stored=library.store.sentences([paper.id]))
     source = sources[1]
-    result.roles = assign_roles(source.sentences, source.vectors, embedder.embed(list(ROLE_PROMPTS.values())))
+    verifier = Verifier(sources, settings.support_threshold)
+    _role_statements(result, sources, verifier, embedder.embed(list(ROLE_PROMPTS.values())))
     result.timings["roles_s"] = time.perf_counter() - started
 
     step = time.perf_counter()
     tldr = _generated_tldr(library, settings, llm, sources, result)
     if tldr:
         result.tldr, result.tldr_generated = tldr, True
-    else:
-        title_vector = embedder.embed_one(paper.title)
-        result.tldr = representative_sentence(source.sentences, source.vectors, title_vector, exclude=set(result.roles.values()))
+    else:  # the three role statements are the TL;DR
+        result.tldr = " ".join(result.statements[role] for role in TLDR_ROLES if role in result.statements)
     result.timings["tldr_s"] = time.perf_counter() - step
 
     step = time.perf_counter()
@@ -145,61 +123,36 @@ def _find_paper(library: Library, paper_id: str) -> Paper:
     return paper
 
 
+def _role_statements(result: PaperSummary, sources: SourceSet, verifier: Verifier, role_vectors) -> None:
+    """Problem, method and result: the best sentence per role among those that can stand
+    alone (all sentences if fewer than three can), each in its best verified wording."""
+    source = sources[1]
+    usable = [i for i, s in enumerate(source.sentences) if statements_.stands_alone(s)]
+    if len(usable) < len(TLDR_ROLES):
+        usable = list(range(len(source.sentences)))
+    if not usable:
+        return
+    roles = assign_roles([source.sentences[i] for i in usable], source.vectors[usable], role_vectors)
+    result.roles = {role: roles[role] for role in TLDR_ROLES if role in roles}
+    for role, sentence in result.roles.items():
+        checked = statements_.verified(sentence, 1, sources, verifier, role=role, name_it=role != "problem", evidence=sentence)
+        if checked is not None:
+            result.statements[role] = checked.text
+            result.checked_roles[role] = checked
+
+
 def _cite(result: PaperSummary, sources: SourceSet) -> None:
-    """TL;DR and role sentences cite the paper as [1]."""
+    """The TL;DR (when the model's) and the role statements cite the paper as [1]."""
     paper = result.paper
-    checked = [CheckedSentence(text, [1], {1: (1.0, text)}) for text in [result.tldr, *result.roles.values()] if text]
+    checked: list[CheckedSentence] = []
+    if result.tldr_generated:
+        checked.append(CheckedSentence(result.tldr, [1], {1: (1.0, result.tldr)}))
+    checked += [result.checked_roles[role] for role in TLDR_ROLES if role in result.checked_roles]
     result.cited = render(checked, sources)
     result.references = result.cited.references or [
         Reference(1, paper.id, paper.title, paper.code_url, paper.date, paper.sources)
     ]
     result.papers = [paper]
-
-
-def assign_roles(sentences: list[str], vectors: np.ndarray, role_vectors: np.ndarray) -> dict[str, str]:
-    """Best distinct sentence per role: similarity to the role description, plus cue
-    phrases ("however", "we propose", "outperforms"), plus a position prior (problems
-    come early in abstracts, results late)."""
-    if not sentences:
-        return {}
-    count = len(sentences)
-    positions = np.linspace(-0.5, 0.5, count) if count > 1 else np.zeros(1)
-    roles = list(ROLE_PROMPTS)
-    rows = []
-    for i, role in enumerate(roles):
-        cues = np.array([1.0 if _ROLE_CUES[role].search(s) else 0.0 for s in sentences])
-        rows.append(vectors @ role_vectors[i] + _ROLE_CUE_WEIGHT * cues + _ROLE_POSITION[role] * positions * 2)
-    scores = np.stack(rows)
-    chosen: dict[str, int] = {}
-    taken: set[int] = set()
-    # greedy over the best (role, sentence) pairs, each sentence used once
-    for flat in np.argsort(-scores, axis=None, kind="stable").tolist():
-        r, s = divmod(flat, count)
-        role = roles[r]
-        if role in chosen or s in taken:
-            continue
-        chosen[role] = s
-        taken.add(s)
-        if len(chosen) == len(roles) or len(taken) == count:
-            break
-    return {role: sentences[chosen[role]] for role in roles if role in chosen}
-
-
-def representative_sentence(
-    sentences: list[str], vectors: np.ndarray, title_vector: np.ndarray | None = None, exclude: set[str] | None = None
-) -> str:
-    """The sentence closest to the title (itself a summary) and to the abstract's centroid."""
-    if not sentences:
-        return ""
-    centroid = vectors.mean(axis=0)
-    scores = vectors @ centroid
-    if title_vector is not None:
-        scores = scores + vectors @ title_vector
-    order = np.argsort(-scores, kind="stable").tolist()
-    for i in order:
-        if not exclude or sentences[i] not in exclude:
-            return sentences[i]
-    return sentences[order[0]]
 
 
 def _generated_tldr(library: Library, settings: Settings, llm: LLM | None, sources: SourceSet, result: PaperSummary) -> str:
@@ -215,9 +168,12 @@ def _generated_tldr(library: Library, settings: Settings, llm: LLM | None, sourc
     complete = complete_sentences(clean_line(raw))
     if not complete or len(complete[0].split()) > _TLDR_MAX_WORDS:
         return ""
-    checked = Verifier(sources, settings.support_threshold).check(with_markers(complete[0], [1]))
+    verifier = Verifier(sources, settings.support_threshold)
+    checked = verifier.check(with_markers(complete[0], [1]))
     if len(checked) == 1 and checked[0].cited == [1]:  # the Verifier also checks it adds no foreign detail
-        return checked[0].text
+        readable = statements_.polish(checked[0], sources, verifier)  # no "This paper …" left dangling
+        if readable is not None and readable.text not in result.statements.values():
+            return readable.text
     return ""
 
 

@@ -7,7 +7,14 @@ that paper's quoted evidence, citing the global number → every key point is ch
 :class:`Verifier` against the global SourceSet → **reduce**: the model writes an overview
 from the verified key points (with their global markers), in several rounds if they do
 not fit the budget, and its output is verified again → papers left uncited get their best
-evidence sentence quoted → :func:`citations.render` renumbers 1..m and builds the references.
+evidence sentence composed → :func:`citations.render` renumbers 1..m and builds the references.
+
+Papers whose best sentence does not address the topic are left out after retrieval (the
+calibrated relevance of :mod:`assistant.relevance`, plus how much of the topic's rarer
+terms the paper names). What is displayed reads on its own: each paper is named and
+said what it contributes (:mod:`.statements`), sentences that open by pointing back at
+an unseen sentence ("This …", "To this end, …") are rewritten or passed over, and every
+wording is verified against the abstract it cites.
 
 Numbers never change meaning between steps: every prompt shows global numbers, every check
 is against the global SourceSet, and only the final render renumbers. So a summary can cite
@@ -27,7 +34,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import progress as progress_
-from ..citations import CheckedSentence, CitedText, Reference, render
+from .. import relevance
+from ..citations import CheckedSentence, CitedText, Reference, Verifier, render
 from ..errors import InputError, LLMError
 from ..evidence import SourceSet
 from ..library import Library
@@ -37,7 +45,7 @@ from ..records import Paper, normalize_title
 from ..references import format_references, normalize_format
 from ..retrieval import Hit
 from ..settings import Settings
-from ..text import looks_like_instruction
+from . import statements
 from .cleanup import near_duplicate, unique
 from .markdown import abstention_markdown, topic_markdown
 from .themes import Theme, find_themes, theme_count, word_stats
@@ -60,6 +68,7 @@ class TopicSummary:
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     stats: dict[str, int] = field(default_factory=dict)
+    left_out: list[tuple[Hit, float]] = field(default_factory=list)  # off-topic retrievals and their relevance
 
     @property
     def citations(self):
@@ -89,6 +98,9 @@ class TopicSummary:
             "notes": self.notes,
             "timings": {key: round(value, 4) for key, value in self.timings.items()},
             "stats": self.stats,
+            "left_out": [
+                {"id": h.paper.id, "title": h.paper.title, "relevance": round(score, 4)} for h, score in self.left_out
+            ],
         }
 
 
@@ -126,6 +138,44 @@ def drop_outliers(hits: list[Hit], ratio: float) -> list[Hit]:
     """Papers at least `ratio` times as similar to the topic as the best one."""
     best = max((h.similarity for h in hits), default=0.0)
     return [h for h in hits if h.similarity >= ratio * best]
+
+
+# A paper is on the topic when its best sentence reaches Settings.answer_relevance and it
+# names the topic's distinctive terms: at least this share of the topic's terms, weighted
+# by IDF squared (so "quantization" counts far more than "models"), unless its best
+# sentence is strongly relevant (Settings.strong_relevance). Calibrated on the shipped
+# corpus over benchmarks/topics.txt: this drops e.g. Megatron-LM and an activation-function
+# paper from "quantization of large language models" (both about LLMs, neither about
+# quantization) and keeps every quantization paper.
+TOPIC_TERM_SHARE = 0.5
+
+
+class TopicRelevance:
+    """How well a paper addresses a topic: its best sentence's relevance (the calibrated
+    scorer answers use) and the share of the topic's distinctive terms it names."""
+
+    def __init__(self, library: Library, topic: str, topic_vector: np.ndarray, settings: Settings) -> None:
+        weights = library.derived("term_weights", relevance.TermWeights)
+        self.scorer = relevance.RelevanceScorer(topic, topic_vector, weights, settings)
+        self.settings = settings
+        self._weights = {term: weights.idf(term) ** 2 for term in self.scorer.terms}
+
+    def best(self, sentences: list[str], vectors: np.ndarray | None) -> float:
+        if not sentences or vectors is None or not len(vectors):
+            return 0.0
+        return max(self.scorer.score(s, v) for s, v in zip(sentences, vectors))
+
+    def term_share(self, paper: Paper) -> float:
+        total = sum(self._weights.values())
+        if not total:
+            return 1.0
+        present = set(relevance.tokenize([paper.document])[0])
+        return sum(w for term, w in self._weights.items() if term in present) / total
+
+    def on_topic(self, paper: Paper, best: float) -> bool:
+        if best < self.settings.answer_relevance:
+            return False
+        return best >= self.settings.strong_relevance or self.term_share(paper) >= TOPIC_TERM_SHARE
 
 
 class _TopicSummarizer:
@@ -169,7 +219,27 @@ class _TopicSummarizer:
         kept = drop_outliers(hits, self.settings.summary_outlier_ratio)
         if len(kept) < len(hits):
             self.result.notes.append(f"{len(hits) - len(kept)} retrieved paper(s) far less relevant than the rest left out")
-        self.result.hits = kept
+        with self._timed("relevance_s"):
+            kept = self._on_topic(kept)
+        if kept:  # else the abstention names the nearest retrieved titles
+            self.result.hits = kept
+        return kept
+
+    def _on_topic(self, hits: list[Hit]) -> list[Hit]:
+        """The papers whose best sentence addresses the topic (see TopicRelevance)."""
+        self.topic_vector = self.library.embedder.embed_one(self.topic)
+        self.relevance = TopicRelevance(self.library, self.topic, self.topic_vector, self.settings)
+        self.stored = self.library.store.sentences([h.paper.id for h in hits])
+        kept = []
+        for hit in hits:
+            sentences, vectors = self.stored.get(hit.paper.id) or (hit.sentences or [], hit.sentence_vectors)
+            best = self.relevance.best(sentences, vectors)
+            if self.relevance.on_topic(hit.paper, best):
+                kept.append(hit)
+            else:
+                self.result.left_out.append((hit, best))
+        if self.result.left_out:
+            self.result.notes.append(f"{len(self.result.left_out)} retrieved paper(s) that do not address the topic left out")
         return kept
 
     def _abstain(self, started: float) -> TopicSummary:
@@ -186,11 +256,13 @@ class _TopicSummarizer:
         with self._timed("themes_s"):
             self._report(1, "reading abstracts")
             embedder = self.library.embedder
-            stored = self.library.store.sentences([h.paper.id for h in hits])  # the sentence index, not re-embedding
+            stored = self.stored  # the sentence index, not re-embedding
             self.sources = SourceSet([h.paper for h in hits], embedder, [h.similarity for h in hits], stored)
-            self.topic_vector = embedder.embed_one(self.topic)
+            self.verifier = Verifier(self.sources, self.settings.support_threshold)
+            self.role_vectors = statements.role_vectors(embedder)
+            self._candidates: dict[int, list[statements.Candidate]] = {}
             vectors = np.stack([h.embedding if h.embedding is not None else embedder.embed_one(h.paper.document) for h in hits])
-            themes = find_themes([h.paper for h in hits], vectors, word_stats(self.library))
+            themes = find_themes([h.paper for h in hits], vectors, word_stats(self.library), self.topic)
         self.total = len(themes) + 4
         return themes
 
@@ -212,8 +284,21 @@ class _TopicSummarizer:
             points = []
             for index, theme in enumerate(themes):
                 self._report(2 + index, f"summarizing theme {index + 1} of {len(themes)}: {theme.heading}")
-                points.append(self.writer.key_points(theme) if self.writer is not None else [])
+                generated = self.writer.key_points(theme) if self.writer is not None else []
+                points.append(self._readable(generated))
         return points
+
+    def _readable(self, generated: list[CheckedSentence]) -> list[CheckedSentence]:
+        """Generated sentences that survived verification, made to read on their own (and
+        verified again); those that cannot be are dropped (the paper gets a composed one)."""
+        kept = []
+        for item in generated:
+            polished = statements.polish(item, self.sources, self.verifier)
+            if polished is not None:
+                kept.append(polished)
+            elif self.writer is not None:
+                self.writer.stats["generated_sentences_unreadable"] += 1
+        return kept
 
     def _overview(self, theme_points: list[list[CheckedSentence]], themes: int) -> list[CheckedSentence]:
         """The overview reduced from all key points, else the best evidence sentence quoted."""
@@ -221,7 +306,7 @@ class _TopicSummarizer:
             self._report(2 + themes, "writing the overview")
             points = [item for items in theme_points for item in items]
             overview = self.writer.overview(points) if self.writer is not None and points else []
-            return overview or self._extractive_overview()
+            return self._readable(overview) or self._extractive_overview()
 
     def _assemble(self, hits, themes, overview, theme_points) -> None:
         """No sentence twice, every paper of a theme cited in it, then one numbering for all."""
@@ -236,39 +321,54 @@ class _TopicSummarizer:
     # --- quoted evidence ---------------------------------------------------------------------
 
     def _extractive_overview(self) -> list[CheckedSentence]:
-        """The most topic-relevant evidence sentence of all: quoted, so supported by construction."""
-        for evidence in self.sources.ranked_sentences(self.topic_vector):
-            if not looks_like_instruction(evidence.text):
-                return [self._quoted(evidence.text, evidence.n)]
+        """The most topic-relevant statement of any paper, composed and verified."""
+        ranked = sorted(
+            ((c.score, n) for n in self.sources.numbers() for c in self._paper_candidates(n)[:1]), key=lambda x: -x[0]
+        )
+        for _, number in ranked:
+            statement = self._statement(number, set())
+            if statement is not None:
+                return [statement]
         return []
 
     def _cite_every_paper(self, theme: Theme, points: list[CheckedSentence], seen: set[str]) -> None:
-        """Quote a sentence of each theme paper no key point cites; sort by the theme's paper order."""
+        """Compose a statement for each theme paper no key point cites; sort by the theme's paper order."""
         cited_here = {n for item in points for n in item.cited}
         for number in theme.numbers:
             if number not in cited_here:
-                quote = self._quote(number, seen)
-                if quote is not None:
-                    points.append(quote)
+                statement = self._statement(number, seen)
+                if statement is not None:
+                    points.append(statement)
         order = {number: i for i, number in enumerate(theme.numbers)}
         points.sort(key=lambda item: min((order.get(n, len(order)) for n in item.cited), default=len(order)))
 
-    def _quote(self, number: int, seen: set[str]) -> CheckedSentence | None:
-        """Paper `number`'s most topic-relevant sentence not used yet."""
-        source = self.sources[number]
-        if not source.sentences:
-            return None
-        for i in np.argsort(-(source.vectors @ self.topic_vector)).tolist():
-            key = normalize_title(source.sentences[i])
-            if key and not near_duplicate(key, seen):
-                seen.add(key)
-                return self._quoted(source.sentences[i], number)
-        return None
+    def _paper_candidates(self, number: int) -> list[statements.Candidate]:
+        if number not in self._candidates:
+            source = self.sources[number]
+            self._candidates[number] = (
+                statements.candidates(number, source.sentences, source.vectors, self.relevance.scorer.score, self.role_vectors)
+                if source.sentences
+                else []
+            )
+        return self._candidates[number]
 
-    def _quoted(self, text: str, number: int) -> CheckedSentence:
-        item = CheckedSentence(text, [number], {number: (1.0, text)})
-        self.quoted.add(id(item))
-        return item
+    def _statement(self, number: int, seen: set[str]) -> CheckedSentence | None:
+        """Paper `number`'s best statement not used yet: its most topic-relevant sentence
+        that says what it contributes, named and verified (see .statements)."""
+        for candidate in self._paper_candidates(number):
+            key = normalize_title(candidate.sentence)
+            if not key or near_duplicate(key, seen):
+                continue
+            statement = statements.verified(
+                candidate.sentence, number, self.sources, self.verifier, role=candidate.role, evidence=candidate.sentence
+            )
+            if statement is None:
+                continue
+            seen.add(key)
+            seen.add(normalize_title(statement.text))
+            self.quoted.add(id(statement))
+            return statement
+        return None
 
     # --- result ------------------------------------------------------------------------------
 
