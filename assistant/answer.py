@@ -26,6 +26,7 @@ from .errors import InputError
 from .llm import LLM, Request
 from .retrieval import Filters, Hit
 from .rewrite import has_dangling_opening
+from .text import cap
 from .settings import Settings
 
 # "it", "its", "the paper": the follow-up is about the one paper just cited, not the topic.
@@ -142,6 +143,7 @@ class AnswerPipeline:
         question = (question or "").strip()
         if not question:
             raise InputError("the question is empty: type a question about the papers")
+        question = cap(" ".join(question.split()), self.settings.max_question_chars)  # a pasted page still gets an answer
         started = time.perf_counter()
         query, hits, scorer, query_vector = self._retrieve(question, history, k, filters)
         if is_follow_up(question, history) and not _NAMES_THE_PAPER.search(question) and not relevance.answerable(scorer, query, hits):

@@ -20,7 +20,7 @@ import numpy as np
 
 from .evidence import EvidenceSentence, SourceSet
 from .records import normalize_title
-from .text import grounded, looks_like_instruction, split_sentences, with_markers
+from .text import grounded, looks_like_instruction, neutralize, split_sentences, with_markers
 
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 _LEADING_MARKERS = re.compile(r"^(\s*\[\d+(?:\s*[,;]\s*\d+)*\])+")
@@ -209,6 +209,7 @@ def render(checked: list[CheckedSentence], sources: SourceSet) -> CitedText:
         if key in seen:
             continue  # small models repeat themselves; a repeat adds nothing
         seen.add(key)
+        item.text = neutralize(item.text)  # a source's own "[4]" must not read as one of ours
         if not item.supported:
             dropped.append(item.text)
             continue

@@ -26,7 +26,7 @@ from .evidence import SourceSet
 from .library import Library
 from .records import Paper, normalize_title
 from .settings import Settings
-from .text import split_sentences
+from .text import cap, split_sentences
 
 # title_score (0-100) from which the text is taken as a title. On the shipped corpus, 600
 # sentences from abstracts score at most 84 against any title; titles with a typo and a
@@ -176,6 +176,7 @@ def cite(library: Library, text: str, k: int = 5, *, settings: Settings | None =
     text = " ".join((text or "").split())
     if not text:
         raise InputError("nothing to look up: give a claim or a paper title")
+    text = cap(text, (settings or library.settings).max_question_chars)
     titles = match_titles(library, text, k)
     if titles:
         return [

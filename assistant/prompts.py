@@ -17,6 +17,7 @@ from string import Template
 
 from .errors import AssistantError
 from .settings import PROJECT_ROOT, running_from_clone
+from .text import cap, neutralize
 
 # template file -> the placeholders the code fills
 PLACEHOLDERS: dict[str, frozenset[str]] = {
@@ -80,6 +81,10 @@ def render(name: str, **values: object) -> str:
     return _template(name).substitute(**{key: str(value) for key, value in values.items()})
 
 
-def quote(text: str) -> str:
-    """Sources go to the model as quoted strings: data to copy, never instructions."""
-    return json.dumps(text, ensure_ascii=False)
+QUOTE_LIMIT = 800  # characters per quoted source text: one sentence never fills the context
+
+
+def quote(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """Sources go to the model as quoted strings: data to copy, never instructions, with
+    markers and prompt delimiters neutralized and overlong text cut with an ellipsis."""
+    return json.dumps(cap(neutralize(text), limit), ensure_ascii=False)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UnreadableFile
-from .records import Paper
+from .records import Paper, garbage_reason, normalize_title
 
 SUPPORTED_SUFFIXES = (".txt", ".jsonl", ".json", ".csv", ".bib")
 
@@ -36,7 +36,8 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.message}"
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.message}"
 
 
 @dataclass
@@ -66,10 +67,13 @@ def read_paths(paths: Iterable[str | Path]) -> ReadResult:
         files.append(str(file))
         problems.extend(file_problems)
         for paper in papers:
-            if paper.id in merged:
-                merged[paper.id].merge(paper)
-            else:
+            known = merged.get(paper.id)
+            if known is None:
                 merged[paper.id] = paper
+            elif normalize_title(known.title) == normalize_title(paper.title):
+                known.merge(paper)  # the same paper listed again (another dump, another file)
+            else:  # an explicit id reused for a different paper: report, never merge
+                problems.append(Problem(str(file), 0, f"id {paper.id!r} is already used by {known.title[:80]!r}; skipped {paper.title[:80]!r}"))
     return ReadResult(list(merged.values()), problems, files, errors)
 
 
@@ -152,7 +156,11 @@ def read_daily_papers_dump(text: str, source: str) -> tuple[list[Paper], list[Pr
             problems.append(Problem(source, title_line, f"title without an abstract: {title[:80]!r}"))
             break
         _, abstract = content[index + 1]
-        papers.append(Paper(title=title, abstract=abstract, sources=[source], date=date))
+        garbage = garbage_reason("title", title) or garbage_reason("abstract", abstract)
+        if garbage:
+            problems.append(Problem(source, title_line, garbage))
+        else:
+            papers.append(Paper(title=title, abstract=abstract, sources=[source], date=date))
         index += 2
     # Papers keep the page date even when the label comes after the first titles.
     for paper in papers:
@@ -171,6 +179,9 @@ def _paper_from_mapping(data: object, source: str, line: int) -> Paper | Problem
     missing = [name for name, value in (("title", title), ("abstract", abstract)) if not value]
     if missing:
         return Problem(source, line, f"missing {' and '.join(missing)}")
+    garbage = garbage_reason("title", title) or garbage_reason("abstract", abstract)
+    if garbage:
+        return Problem(source, line, garbage)
     authors = data.get("authors") or data.get("author") or ""  # BibTeX says "author"
     if isinstance(authors, list):
         authors = "; ".join(str(a) for a in authors)

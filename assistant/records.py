@@ -8,16 +8,44 @@ import re
 import unicodedata
 from dataclasses import asdict, dataclass, field
 
+from .text import neutralize
+
 _URL_RE = re.compile(r"https?://[^\s<>\"'()\[\]{}]+")
 _TRAILING_PUNCT = ".,;:!?)]}'\"*"
 
 
 def normalize_title(title: str) -> str:
-    """Lower-case, accent-free, punctuation-free title: two dumps of the same paper agree on it."""
+    """Case-folded, accent-free, punctuation-free title: two dumps of the same paper agree
+    on it. Letters of every script are kept (a Chinese or Greek title is not reduced to
+    nothing; "α-" and "β-" stay different); for ASCII titles this is lower-case
+    alphanumerics, as it always was, so existing ids are unchanged."""
     text = unicodedata.normalize("NFKD", title)
-    text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
-    text = re.sub(r"[^a-z0-9]+", " ", text)
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    text = unicodedata.normalize("NFKC", text).casefold()
+    text = re.sub(r"[\W_]+", " ", text)
     return " ".join(text.split())
+
+
+_TEXT_CATEGORIES = ("L", "N", "P", "Zs", "Sm", "Sc")  # letters, digits, punctuation, spaces, math and currency signs
+
+
+def garbage_reason(field: str, value: str) -> str | None:
+    """Why a title or abstract is not text (None when it is): control characters such as
+    NUL, no letters at all, or mostly symbols and unassigned code points (binary or random
+    data decoded as text). Real titles and abstracts in any script pass."""
+    # C0 controls (NUL, \x01…) mean binary data; stray C1 controls (\x80–\x9f) are a common
+    # mis-decoding of real text and are only dropped (see text.neutralize).
+    controls = sum(1 for ch in value if ord(ch) < 32 and ch not in "\t\n\r\x0b\x0c")
+    if controls:
+        return f"{field} contains {controls} control character(s) (NUL or similar): not text"
+    visible = [ch for ch in value if not ch.isspace()]
+    if not any(ch.isalpha() for ch in visible):
+        return f"{field} has no letters"
+    textual = sum(1 for ch in visible if unicodedata.category(ch).startswith(_TEXT_CATEGORIES))
+    letters = sum(1 for ch in visible if ch.isalpha())
+    if textual < 0.9 * len(visible) or letters < 0.4 * len(visible):
+        return f"{field} is mostly symbols or unassigned characters ({letters} letters of {len(visible)}): not text"
+    return None
 
 
 def paper_id(title: str) -> str:
@@ -51,8 +79,10 @@ class Paper:
     url: str = ""
 
     def __post_init__(self) -> None:
-        self.title = " ".join(self.title.split())
-        self.abstract = " ".join(self.abstract.split())
+        # Sources are data: their own "[4]" markers and any prompt delimiters are neutralized
+        # once, here, so no job ever quotes them to the model or shows them as citations.
+        self.title = neutralize(self.title)
+        self.abstract = neutralize(self.abstract)
         if not self.id:
             self.id = paper_id(self.title)
         if not self.urls:

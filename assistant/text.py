@@ -36,6 +36,37 @@ def is_boilerplate(sentence: str) -> bool:
     return bool(_BOILERPLATE.search(sentence))
 
 
+# Inside source text, citation markers and prompt structure are data: "[4]" would read as
+# one of our citations, "### Answer" or a chat-template tag as the prompt's own structure.
+_SOURCE_MARKER = re.compile(r"\[(\d+(?:\s*[,;\u2013-]\s*\d+)*)\]")
+_DELIMITERS = re.compile(
+    r"#{2,}|<\|[^|<>]{0,40}\|>|\[/?INST\]|<</?SYS>>|"
+    r"</?\s*(?:s|bos|eos|start_of_turn|end_of_turn|system|user|assistant|model|evidence|abstract|key_points|question|answer)\s*>",
+    re.IGNORECASE,
+)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+ELLIPSIS = "…"
+
+
+def neutralize(text: str) -> str:
+    """Source text as inert data: bracketed numbers become "(4)" (they are the source's own
+    references, never ours) and prompt delimiters and chat-template tags are removed."""
+    text = _SOURCE_MARKER.sub(lambda m: f"({m.group(1)})", text)
+    text = _CONTROL.sub(" ", text)
+    return " ".join(_DELIMITERS.sub(" ", text).split())
+
+
+def cap(text: str, limit: int) -> str:
+    """At most `limit` characters, cut at a word boundary with a visible ellipsis."""
+    if len(text) <= limit:
+        return text
+    cut = text[: max(1, limit - 1)]
+    space = cut.rfind(" ")
+    if space > limit // 2:
+        cut = cut[:space]
+    return cut.rstrip() + ELLIPSIS
+
+
 def split_sentences(text: str) -> list[str]:
     text = " ".join(text.split())
     if not text:

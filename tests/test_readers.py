@@ -20,6 +20,7 @@ from assistant.readers import (
     read_paths,
 )
 from assistant.records import Paper, extract_urls, normalize_title, paper_id
+from assistant.text import neutralize
 
 from conftest import FIXTURE_PAPERS, FIXTURES, SHIPPED_CORPUS
 
@@ -60,7 +61,8 @@ def _independent_split(path: Path) -> list[tuple[str, str]]:
         lines.append(line)
     kinds = ["abstract" if len(line) > 400 else "title" for line in lines]
     assert kinds == ["title", "abstract"] * (len(lines) // 2), f"{path.name}: titles and abstracts do not alternate"
-    return list(zip(lines[0::2], lines[1::2]))
+    # as every record is stored: the source's own "[4]" markers and prompt delimiters neutralized
+    return [(neutralize(title), neutralize(abstract)) for title, abstract in zip(lines[0::2], lines[1::2])]
 
 
 def test_corpus_reads_446_distinct_papers_from_five_dumps(corpus):

@@ -178,4 +178,4 @@ def _generated_tldr(library: Library, settings: Settings, llm: LLM | None, sourc
 
 
 def _abstract(sentences: list[str]) -> dict[str, object]:
-    return {"abstract": prompts.quote(" ".join(sentences))}
+    return {"abstract": prompts.quote(" ".join(sentences), limit=4000)}

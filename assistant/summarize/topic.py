@@ -45,6 +45,7 @@ from ..records import Paper, normalize_title
 from ..references import format_references, normalize_format
 from ..retrieval import Hit
 from ..settings import Settings
+from ..text import cap
 from . import statements
 from .cleanup import near_duplicate, unique
 from .markdown import abstention_markdown, topic_markdown
@@ -127,6 +128,7 @@ def summarize_topic(
     if not topic:
         raise InputError("the topic is empty: say what the summary should be about")
     settings = settings or library.settings
+    topic = cap(topic, settings.max_question_chars)
     n = settings.summary_papers if n is None else n
     low, high = Settings.bounds("summary_papers")
     if not low <= n <= high:
