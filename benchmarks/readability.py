@@ -33,6 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from assistant.answer import answer_question  # noqa: E402
 from assistant.evaluation.answers import evaluate_answers, load_questions  # noqa: E402
 from assistant.evaluation.readability import topic_summary_figures  # noqa: E402
 from assistant.library import Library  # noqa: E402
@@ -42,20 +43,12 @@ from assistant.summarize import summarize_topic  # noqa: E402
 from assistant.table import build_table  # noqa: E402
 
 
-def named_share(library: Library, questions: list[str]) -> float | None:
+def named_share(results: list) -> float | None:
     """Composed answers that name every paper they cite (by its short name, in italics)."""
-    from assistant.answer import AnswerPipeline
-
-    pipeline = AnswerPipeline(library)
-    composed = named = 0
-    for question in questions:
-        result = pipeline.answer(question)
-        if result.mode != "composed":
-            continue
-        composed += 1
-        text = result.answer
-        named += all(f"*{short_name(r.title)}*" in text for r in result.references)
-    return named / composed if composed else None
+    composed = [r for r in results if r.mode == "composed"]
+    if not composed:
+        return None
+    return sum(all(f"*{short_name(ref.title)}*" in r.answer for ref in r.references) for r in composed) / len(composed)
 
 
 def main() -> None:
@@ -85,13 +78,19 @@ def main() -> None:
     topics = topics[: args.limit]
     figures: dict[str, object] = {}
 
-    answers, _ = evaluate_answers(library, cases)
+    results = []
+
+    def answer(library: Library, question: str, history=None):
+        results.append(answer_question(library, question, history))
+        return results[-1]
+
+    answers, _ = evaluate_answers(library, cases, answer=answer)
     figures["answers"] = {
         "questions": answers["questions"],
         "multi_two_plus_rate": answers["multi_two_plus_rate"],
         "dangling_opening_rate": answers["dangling_opening_rate"],
         "modes": answers["modes"],
-        "named_share": named_share(library, [c.question for c in cases if c.expected_ids]),
+        "named_share": named_share(results),
         "answer_s_p50": answers["latency_p50"],
         "answer_s_p95": answers["latency_p95"],
     }
