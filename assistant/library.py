@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from .errors import EmptyStore, InputError
-from .embeddings import Embedder, get_embedder
+from .errors import EmptyStore, InputError, StoreError
+from .embeddings import Embedder, backend_for_store, get_embedder
 from .lexical import LexicalIndex, index_dir
 from .readers import Problem, read_paths
 from .records import Paper
@@ -25,6 +25,57 @@ from .store import PaperStore, Rows, sentence_id
 from .text import evidence_sentences
 
 T = TypeVar("T")
+
+_SENTENCES_KEY = "sentences"  # paper row metadata: how many sentence rows the paper has
+
+
+class _writer_lock:
+    """One ingest at a time per local store, across processes: an exclusive lock on
+    `<store>/ingest.lock`, held for the whole ingest; a second ingest gets a clear error
+    instead of interleaving its writes. (A Chroma server's writers take turns through the
+    store's pending mark instead, see store.py.)"""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._handle = None
+
+    def __enter__(self) -> "_writer_lock":
+        if self.settings.chroma_url:
+            return self
+        import fcntl
+        import os
+
+        path = self.settings.store_dir / "ingest.lock"
+        try:
+            self.settings.store_dir.mkdir(parents=True, exist_ok=True)
+            handle = open(path, "a+")
+        except OSError:
+            return self  # the store itself will say what is wrong with the directory
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip()
+            handle.close()
+            raise StoreError(
+                f"another ingest is writing to {self.settings.store_dir}"
+                + (f" (process {holder})" if holder else "")
+                + "; wait for it to finish, then run this one again"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._handle = handle
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._handle is not None:
+            import fcntl
+
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None
 
 @dataclass
 class IngestReport:
@@ -75,7 +126,21 @@ class Library:
 
     @property
     def embedder(self) -> Embedder:
-        return get_embedder(self.settings.embedding_model, self.settings.embedding_batch_size)
+        settings = self.settings
+        return get_embedder(
+            settings.embedding_model, settings.embedding_batch_size, self.embedding_backend, settings.model_cache_dir
+        )
+
+    @property
+    def embedding_backend(self) -> str:
+        """The configured backend, unless the store's vectors need another family (see
+        embeddings.backend_for_store); settled once the store holds papers."""
+        backend = self.__dict__.get("_embedding_backend")
+        if backend is None:
+            backend = backend_for_store(self.settings.embedding_backend, self.store)
+            if self.store.count():
+                self.__dict__["_embedding_backend"] = backend
+        return backend
 
     def retriever(self, settings: Settings | None = None) -> Retriever:
         """Retrieval with this library's index and the given (per-call) settings."""
@@ -94,28 +159,61 @@ class Library:
         return get_llm(settings or self.settings)
 
     def _lexical_index(self) -> LexicalIndex | None:
+        """The BM25 index at the store's current generation (see lexical.py).
+
+        Kept in memory and on disk, tagged with the store's generation and commit number
+        (`seq`). When the store has moved on (this process's batch, another process's
+        ingest, another client of the same Chroma server), the rows committed since the
+        index's `seq` are read by their `seq` and added as one segment: O(what changed),
+        not O(store). It is rebuilt from every row only when that cannot account for the
+        store (no index yet, an index of another format, a store that went backwards, or
+        a paper count that disagrees). A batch abandoned by a killed writer is rolled
+        back first (PaperStore.recover), so BM25 never indexes half a batch."""
         with self._lock:
-            generation = self.store.generation
-            if self._lexical is not None and self._lexical.generation == generation:
+            state = self.store.state()
+            if state.pending and not state.writer_alive():
+                try:
+                    self.store.recover()
+                    state = self.store.state()
+                except Exception:  # noqa: BLE001 - e.g. a read-only store: search what is there
+                    pass
+            if self._lexical is not None and self._lexical.generation == state.generation:
                 return self._lexical
             directory = index_dir(self.settings.store_dir, self.store.location, self.settings.collection)
+            index = self._lexical
             loaded = LexicalIndex.load(directory)
-            if loaded is None or loaded.generation != generation:
-                loaded = self._rebuild_lexical(directory, generation)
-            self._lexical = loaded
-            return loaded
+            if loaded is not None and (index is None or loaded.generation == state.generation or loaded.seq > index.seq):
+                index = loaded
+            index = self._sync_lexical(index, state)
+            if index is not None and (index is not self._lexical or index.generation != getattr(loaded, "generation", None)):
+                try:
+                    index.save(directory)
+                except OSError:
+                    pass  # a read-only store still searches, with the index in memory
+            self._lexical = index
+            return index
 
-    def _rebuild_lexical(self, directory: Path, generation: str) -> LexicalIndex | None:
+    def _sync_lexical(self, index: LexicalIndex | None, state) -> LexicalIndex | None:
+        if index is not None and index.generation == state.generation:
+            return index
+        if index is not None and index.seq <= state.seq:
+            changed = self.store.rows_committed_between(index.seq, state.seq) if index.seq < state.seq else Rows()
+            if changed.ids:
+                index.add(changed.ids, changed.documents, [meta.get("title", "") for meta in changed.metadatas])
+            if state.pending or len(index.ids) == self.store.count():
+                index.generation, index.seq = state.generation, state.seq
+                return index
+        return self._rebuild_lexical(state)
+
+    def _rebuild_lexical(self, state) -> LexicalIndex | None:
         rows = self.store.all_rows()
-        if not rows.ids:
+        committed = [i for i, meta in enumerate(rows.metadatas) if int(meta.get("seq", 0) or 0) <= state.seq]
+        if not committed:
             return None
-        titles = [meta.get("title", "") for meta in rows.metadatas]
-        index = LexicalIndex.build(rows.ids, rows.documents, titles, generation)
-        try:
-            index.save(directory)
-        except OSError:
-            pass  # a read-only store still searches, with the index rebuilt in memory
-        return index
+        ids = [rows.ids[i] for i in committed]
+        documents = [rows.documents[i] for i in committed]
+        titles = [rows.metadatas[i].get("title", "") for i in committed]
+        return LexicalIndex.build(ids, documents, titles, state.generation, state.seq)
 
     # --- ingest --------------------------------------------------------------------
 
@@ -127,67 +225,119 @@ class Library:
         return report
 
     def ingest_papers(self, papers: list[Paper], progress: Progress | None = None) -> IngestReport:
-        """Embed first, write last: an interruption before the write changes nothing,
-        and the write itself is all-or-nothing (see PaperStore.write). Ingests in this
-        process take turns; searches and answers go on while one embeds."""
+        """Add papers in committed batches of `ingest_batch_size`: each batch is embedded,
+        then written (papers and their sentences, all-or-nothing: PaperStore.write), then
+        added to BM25. An interruption loses at most the batch in progress; running the same
+        ingest again skips every committed paper (same id and content: "unchanged") and
+        carries on. Ingests into one store take turns (a lock file for a local store, the
+        store's pending mark for a Chroma server); searches and answers go on meanwhile."""
         report = IngestReport()
-        with self._ingest_lock:
+        with self._ingest_lock, _writer_lock(self.settings):
+            try:
+                self.store.recover()  # a batch a killed ingest left half-written
+            except Exception:  # noqa: BLE001 - the write below reports a store that cannot be written
+                pass
             existing = self._existing_records([p.id for p in papers])
             to_embed: list[Paper] = []
             keep_vector: list[Paper] = []
+            settled: list[Paper] = []
             for paper in papers:
-                old = existing.get(paper.id)
-                if old is None:
+                found = existing.get(paper.id)
+                if found is None:
                     report.added += 1
                     to_embed.append(paper)
                     continue
+                old, meta = found
                 # Seen before in other files: keep those sources too.
                 paper.sources = [s for s in old.sources if s not in paper.sources] + paper.sources
                 paper.date = paper.date or old.date
                 if old.content_hash != paper.content_hash:
                     report.updated += 1
                     to_embed.append(paper)
-                elif old.to_metadata() != paper.to_metadata():
+                    continue
+                if old.to_metadata() != paper.to_metadata():
                     report.metadata_only += 1
                     keep_vector.append(paper)
                 else:
                     report.unchanged += 1
+                if meta.get(_SENTENCES_KEY) != 0:
+                    settled.append(paper)  # not known to have no evidence sentences at all
             # Papers whose sentences are missing (a store from before the sentence index)
             # get them now, without re-embedding the paper itself.
-            embedding = {p.id for p in to_embed}
-            settled = [p for p in papers if p.id in existing and p.id not in embedding]
-            with_sentences = {meta["paper_id"] for meta in self.store.sentence_rows([p.id for p in settled]).metadatas}
+            with_sentences = self.store.papers_with_sentences([p.id for p in settled])
             backfill = [p for p in settled if p.id not in with_sentences]
-            paper_vectors, sentence_rows = self._embed(to_embed, backfill, progress)
             report.embedded = len(to_embed)
-            rows = Rows()
-            for paper, vector in zip(to_embed, paper_vectors):
-                rows.add(paper.id, vector, paper.document, paper.to_metadata())
-            if keep_vector:
-                stored = self.store.embeddings([p.id for p in keep_vector])
-                for paper in keep_vector:
-                    rows.add(paper.id, stored[paper.id], paper.document, paper.to_metadata())
-            if rows.ids or sentence_rows.ids:
-                done = len(to_embed) + len(backfill)
-                progress_.report(progress, done, done, "writing the index")
-                owners = [p.id for p in to_embed + backfill]
-                self.store.write(rows, sentence_rows, owners)
-                self._lexical_index()  # rebuild BM25 now, not on the user's first search
+            backfilled = {p.id for p in backfill}
+            keep_vector = [p for p in keep_vector if p.id not in backfilled]
+            work = [(p, "embed") for p in to_embed] + [(p, "sentences") for p in backfill] + [(p, "keep") for p in keep_vector]
+            size = self.settings.ingest_batch_size
+            batches = [work[start : start + size] for start in range(0, len(work), size)]
+            total = len(to_embed) + len(backfill)
+            done = 0
+            for number, batch in enumerate(batches, start=1):
+                where = f"batch {number} of {len(batches)}" if len(batches) > 1 else ""
+                done = self._ingest_batch(batch, done, total, where, existing, progress)
         return report
 
-    def _existing_records(self, ids: list[str]) -> dict[str, Paper]:
-        found: dict[str, Paper] = {}
-        for start in range(0, len(ids), 500):
-            found.update(self.store.papers(ids[start : start + 500]))
+    def _ingest_batch(self, batch, done: int, total: int, where: str, existing: dict, progress: Progress | None) -> int:
+        """Embed, write and index one batch; returns the papers embedded so far."""
+        to_embed = [p for p, kind in batch if kind == "embed"]
+        backfill = [p for p, kind in batch if kind == "sentences"]
+        keep_vector = [p for p, kind in batch if kind == "keep"]
+        paper_vectors, sentence_rows = self._embed(to_embed, backfill, progress, done, total, where)
+        done += len(to_embed) + len(backfill)
+        counts: dict[str, int] = {}
+        for meta in sentence_rows.metadatas:
+            counts[meta["paper_id"]] = counts.get(meta["paper_id"], 0) + 1
+        rows = Rows()
+        for paper, vector in zip(to_embed, paper_vectors):
+            rows.add(paper.id, vector, paper.document, {**paper.to_metadata(), _SENTENCES_KEY: counts.get(paper.id, 0)})
+        # Papers kept as they are embedded: a new source, or sentences added (the paper row
+        # then records their count); their stored vector is reused.
+        if backfill or keep_vector:
+            stored = self.store.embeddings([p.id for p in backfill + keep_vector])
+            for paper in backfill + keep_vector:
+                meta = paper.to_metadata()
+                old_meta = existing[paper.id][1]
+                if paper.id in counts or paper in backfill:
+                    meta[_SENTENCES_KEY] = counts.get(paper.id, 0)
+                elif _SENTENCES_KEY in old_meta:
+                    meta[_SENTENCES_KEY] = old_meta[_SENTENCES_KEY]
+                rows.add(paper.id, stored[paper.id], paper.document, meta)
+        owners = [p.id for p in to_embed + backfill]
+        if rows.ids or sentence_rows.ids:
+            progress_.report(progress, done, total or 1, f"writing the index {where}".strip())
+            self.store.write(rows, sentence_rows, owners)
+            self._lexical_index()  # BM25 follows each committed batch, not the user's first search
+            progress_.report(progress, done, total or 1, f"committed {where}".strip() if where else "committed")
+        return done
+
+    def _existing_records(self, ids: list[str]) -> dict[str, tuple[Paper, dict]]:
+        found: dict[str, tuple[Paper, dict]] = {}
+        unique = list(dict.fromkeys(ids))
+        for start in range(0, len(unique), 500):
+            rows = self.store.get(unique[start : start + 500])
+            for id, meta in zip(rows.ids, rows.metadatas):
+                found[id] = (Paper.from_metadata(meta), meta)
         return found
 
-    def _embed(self, papers: list[Paper], sentences_only: list[Paper], progress: Progress | None) -> tuple[list, Rows]:
+    def _embed(
+        self,
+        papers: list[Paper],
+        sentences_only: list[Paper],
+        progress: Progress | None,
+        done: int = 0,
+        total: int | None = None,
+        where: str = "",
+    ) -> tuple[list, Rows]:
         """Paper embeddings for `papers`, and sentence-index rows for them and for
-        `sentences_only`; progress counts papers."""
+        `sentences_only`; progress counts papers (`done` before this call, of `total`)."""
         batch = self.settings.embedding_batch_size
         vectors: list = []
         sentence_rows = Rows()
         work = [(paper, True) for paper in papers] + [(paper, False) for paper in sentences_only]
+        total = total if total is not None else len(work)
+        message = f"embedding papers and sentences {where}".strip()
         for start in range(0, len(work), batch):
             chunk = work[start : start + batch]
             documents = [paper.document for paper, whole in chunk if whole]
@@ -202,7 +352,7 @@ class Library:
                         sentence_id(paper.id, position), embedded[offset], sentence, {"paper_id": paper.id, "position": position}
                     )
                     offset += 1
-            progress_.report(progress, min(start + batch, len(work)), len(work), "embedding papers and sentences")
+            progress_.report(progress, done + min(start + batch, len(work)), total, message)
         return vectors, sentence_rows
 
     # --- reading -------------------------------------------------------------------
@@ -271,6 +421,7 @@ class Library:
             "store": self.store.location,
             "collection": self.settings.collection,
             "embedding_model": self.embedder_name(),
+            "embedding_backend": self.embedding_backend,
         }
 
     def embedder_name(self) -> str:

@@ -101,7 +101,7 @@ class Settings(BaseSettings):
         description="Papers per committed ingest batch: an interrupted ingest loses at most one batch and resumes after the last.",
     )
     embedding_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
-        default="torch",
+        default="onnx",
         description=(
             "torch (sentence-transformers) | onnx | onnx-int8 (ONNX Runtime, exported once from the same weights into "
             "the model cache; no torch import at query time)."

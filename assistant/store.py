@@ -8,14 +8,34 @@ evidence sentence of each abstract (id ``<paper id>:s<position>``, metadata
 the papers' one keeps paper search, counts and paging exact, and lets a question be
 matched against every sentence of the corpus with one nearest-neighbour query.
 
-Writes go through :meth:`PaperStore.write`, which journals the paper rows and the
-sentence rows it replaces and puts both back if anything (an exception, Ctrl-C) stops it
-halfway: a failed ingest leaves papers and sentences as they were, and the store's
-generation (which the BM25 index follows) changes only after both are written.
+Writes go through :meth:`PaperStore.write`, one committed batch at a time:
+
+1. The writer marks the papers collection ``pending`` (its metadata also holds the store
+   ``generation`` and the commit sequence number ``seq``) with a token, its host, pid and
+   start time; a writer that finds another live writer's mark waits for it, one that
+   finds a dead writer's mark (same host and the pid gone, or older than
+   ``_LEASE_SECONDS``) first rolls that batch back (:meth:`recover`).
+2. The undo journal (ids the batch adds, the paper rows and sentence rows it replaces,
+   embeddings included) is written to a third collection, ``<collection>-journal``.
+3. Sentences, then papers are upserted; each paper row carries ``seq`` = the commit's number.
+4. Commit: one metadata write sets the new generation and ``seq`` and clears ``pending``.
+
+An exception or Ctrl-C in step 3 puts the old rows back at once. A kill -9 (or a
+vanished Chroma client) leaves the ``pending`` mark and the journal in the store itself,
+so the next writer, or any reader of the same store (local or the same Chroma server),
+rolls the half-written batch back before it is used. A batch is therefore all-or-nothing
+even across kill -9; readers see only committed batches' BM25 (which follows the
+generation), and the rows of committed batches can be found by ``seq``.
 """
 
 from __future__ import annotations
 
+import base64
+import json
+import os
+import socket
+import threading
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +49,45 @@ from .settings import Settings
 
 _WRITE_BATCH = 256
 _GENERATION_KEY = "generation"
+_SEQ_KEY = "seq"  # collection metadata: commits so far; paper rows: the commit that wrote them
+_PENDING_KEY = "pending"
+_LEASE_SECONDS = 600  # a pending mark older than this is an abandoned write, whoever made it
+_JOURNAL_CHUNK = 1_000_000  # characters of journal JSON per journal row
+
+
+@dataclass(frozen=True)
+class StoreState:
+    """The papers collection's metadata: what the BM25 index and caches key on."""
+
+    generation: str
+    seq: int
+    pending: str  # "" or "token|host|pid|unix time" of a batch being written
+
+    @property
+    def pending_token(self) -> str:
+        return self.pending.split("|", 1)[0] if self.pending else ""
+
+    def writer_alive(self) -> bool:
+        """Is the writer that marked the store pending still at it?"""
+        if not self.pending:
+            return False
+        try:
+            _, host, pid, started = self.pending.split("|")
+            pid_, started_ = int(pid), float(started)
+        except ValueError:
+            return False
+        if time.time() - started_ > _LEASE_SECONDS:
+            return False
+        if host == socket.gethostname():
+            if pid_ == os.getpid():
+                return True
+            try:
+                os.kill(pid_, 0)
+            except ProcessLookupError:
+                return False
+            except PermissionError:
+                return True
+        return True
 
 
 @dataclass
@@ -91,6 +150,8 @@ class PaperStore:
         self._client = _open_client(settings)
         self._collection = self._open_collection(settings.collection)
         self._sentences = self._open_collection(f"{settings.collection}-sentences")
+        self._seen_generation: str | None = None  # the generation this client's vector index reflects
+        self._reopen_lock = threading.Lock()
 
     def _open_collection(self, name: str):
         try:
@@ -109,8 +170,46 @@ class PaperStore:
     def generation(self) -> str:
         """Changes on every successful write; the BM25 index records it to detect staleness.
         Read fresh from the server each time: another process (or Library) may have ingested."""
-        metadata = self._client.get_collection(self.settings.collection).metadata or {}
-        return str(metadata.get(_GENERATION_KEY, ""))
+        return self.state().generation
+
+    def _metadata(self) -> dict:
+        return dict(self._client.get_collection(self.settings.collection).metadata or {})
+
+    def state(self) -> StoreState:
+        """Generation, commit number and pending mark, read fresh (one request)."""
+        metadata = self._metadata()
+        state = StoreState(
+            str(metadata.get(_GENERATION_KEY, "")), int(metadata.get(_SEQ_KEY, 0) or 0), str(metadata.get(_PENDING_KEY, "") or "")
+        )
+        self._follow(state.generation)
+        return state
+
+    def _follow(self, generation: str) -> None:
+        """Reopen a local store once another process has committed to it. Chroma's
+        in-process vector index does not see other processes' writes: without this, a
+        server's get(include=embeddings) fails with "Error finding id" after an ingest
+        by `assistant ingest`, and its queries miss the new and changed rows. Our own
+        commits go through _set_state, which records their generation, so they never
+        reopen. (A Chroma server is one process: nothing to follow.)"""
+        with self._reopen_lock:
+            seen, self._seen_generation = self._seen_generation, generation
+            if seen is None or seen == generation or self.settings.chroma_url:
+                return
+            from chromadb.api.shared_system_client import SharedSystemClient
+
+            # Drop Chroma's shared system for this path (not stopped: requests still
+            # running on the old collections finish on them), so the new client loads
+            # the index as it is on disk now.
+            SharedSystemClient._identifier_to_system.pop(getattr(self._client, "_identifier", ""), None)
+            self._client = _open_client(self.settings)
+            self._collection = self._open_collection(self.settings.collection)
+            self._sentences = self._open_collection(f"{self.settings.collection}-sentences")
+
+    def _set_state(self, generation: str, seq: int, pending: str) -> None:
+        metadata = self._metadata()  # modify() replaces the whole metadata: keep other keys
+        metadata.update({_GENERATION_KEY: generation, _SEQ_KEY: seq, _PENDING_KEY: pending})
+        self._collection.modify(metadata=metadata)
+        self._seen_generation = generation  # our own commit: this client already holds its rows
 
     def get(self, ids: Sequence[str], with_embeddings: bool = False) -> Rows:
         if not ids:
@@ -139,6 +238,32 @@ class PaperStore:
             if len(found["ids"]) < page:
                 return rows
             offset += page
+
+    def rows_committed_between(self, after: int, upto: int, page: int = 1000) -> Rows:
+        """Paper rows (no embeddings) written by commits after..upto (their `seq`)."""
+        where = {"$and": [{_SEQ_KEY: {"$gt": after}}, {_SEQ_KEY: {"$lte": upto}}]}
+        rows = Rows()
+        offset = 0
+        while True:
+            found = self._collection.get(where=where, include=["documents", "metadatas"], limit=page, offset=offset)
+            for id, document, meta in zip(found["ids"], found["documents"], found["metadatas"]):
+                rows.add(id, np.zeros(0), document, meta)
+            if len(found["ids"]) < page:
+                return rows
+            offset += page
+
+    def page(self, offset: int, limit: int, where: dict | None = None) -> Rows:
+        """One page of paper rows (no embeddings) in the store's own order."""
+        found = self._collection.get(where=where or None, include=["documents", "metadatas"], limit=limit, offset=offset)
+        rows = Rows()
+        for id, document, meta in zip(found["ids"], found["documents"], found["metadatas"]):
+            rows.add(id, np.zeros(0), document, meta)
+        return rows
+
+    def ids(self, where: dict | None = None) -> list[str]:
+        """Every paper id (matching `where`), without documents: cheap enough to count."""
+        found = self._collection.get(where=where or None, include=[])
+        return list(found["ids"])
 
     def embeddings(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
         rows = self.get(ids, with_embeddings=True)
@@ -187,6 +312,16 @@ class PaperStore:
             result[paper_id] = ([text for _, text, _ in items], np.stack([vector for _, _, vector in items]).astype(np.float32))
         return result
 
+    def papers_with_sentences(self, paper_ids: Sequence[str]) -> set[str]:
+        """Which of these papers have sentences stored (looked up by their first sentence's
+        id: a primary-key lookup, no documents)."""
+        found: set[str] = set()
+        ids = list(dict.fromkeys(paper_ids))
+        for start in range(0, len(ids), 500):
+            chunk = [sentence_id(id, 0) for id in ids[start : start + 500]]
+            found.update(id.rsplit(":s", 1)[0] for id in self._sentences.get(ids=chunk, include=[])["ids"])
+        return found
+
     def sentence_count(self) -> int:
         return self._sentences.count()
 
@@ -208,15 +343,25 @@ class PaperStore:
     # --- writing ------------------------------------------------------------------
 
     def write(self, rows: Rows, sentences: Rows | None = None, sentence_owners: Sequence[str] = ()) -> None:
-        """Upsert paper rows and replace the sentences of `sentence_owners` with `sentences`,
-        all-or-nothing: on any failure the replaced rows of both collections are restored."""
+        """Upsert paper rows and replace the sentences of `sentence_owners` with `sentences`
+        as one committed batch, all-or-nothing (see the module docstring): on an exception
+        or Ctrl-C the replaced rows of both collections are restored at once; after a kill,
+        by the next writer or reader of the store (:meth:`recover`)."""
         sentences = sentences or Rows()
         if not rows.ids and not sentences.ids:
             return
-        journal = self.get(rows.ids, with_embeddings=True)
-        present = set(journal.ids)
-        previously_absent = [id for id in rows.ids if id not in present]
-        sentence_journal = self.sentence_rows(sentence_owners, with_embeddings=True)
+        token, state = self._begin()
+        seq = state.seq + 1
+        rows = Rows(list(rows.ids), list(rows.embeddings), list(rows.documents), [{**meta, _SEQ_KEY: seq} for meta in rows.metadatas])
+        try:
+            journal = self.get(rows.ids, with_embeddings=True)
+            present = set(journal.ids)
+            previously_absent = [id for id in rows.ids if id not in present]
+            sentence_journal = self.sentence_rows(sentence_owners, with_embeddings=True)
+            self._save_journal(token, previously_absent, list(sentence_owners), journal, sentence_journal)
+        except BaseException:
+            self._set_state(state.generation, state.seq, "")  # nothing written yet
+            raise
         try:
             self._delete(self._sentences, sentence_journal.ids)  # an abstract may have lost sentences
             for batch in sentences.batches():
@@ -227,20 +372,103 @@ class PaperStore:
                 self._collection.upsert(
                     ids=batch.ids, embeddings=batch.embeddings, documents=batch.documents, metadatas=batch.metadatas
                 )
-            self._collection.modify(metadata={_GENERATION_KEY: uuid.uuid4().hex})
+            self._set_state(uuid.uuid4().hex, seq, "")  # the commit
         except BaseException as failure:  # Ctrl-C included: restore, then let it propagate
             try:
-                self._restore(journal, previously_absent)
-                self._delete(self._sentences, sentences.ids)
-                self._upsert_all(self._sentences, sentence_journal)
+                self._rollback(previously_absent, list(sentence_owners), journal, sentence_journal)
+                self._set_state(state.generation, state.seq, "")
             except Exception as restore_failure:  # e.g. the Chroma server went away mid-write
                 raise StoreError(
                     f"writing to {self.location} failed ({failure}) and so did putting the old rows back "
-                    f"({restore_failure}): the store may be inconsistent; run the same ingest again to repair it"
+                    f"({restore_failure}): the next ingest or search of this store rolls the unfinished batch back"
                 ) from failure
+            self._drop_journal()
             if isinstance(failure, Exception):
                 raise StoreError(f"writing to {self.location} failed, nothing was changed: {failure}") from failure
             raise
+        self._drop_journal()
+
+    def _begin(self) -> tuple[str, StoreState]:
+        """Mark the store pending for this writer: wait while another live writer holds the
+        mark, roll back an abandoned batch first. Chroma has no compare-and-set, so the mark
+        is read back after a moment to make two writers that raced for it back off."""
+        token = uuid.uuid4().hex
+        deadline = time.monotonic() + _LEASE_SECONDS
+        while True:
+            state = self.state()
+            if state.pending and state.writer_alive():
+                if time.monotonic() > deadline:
+                    raise StoreError(f"another writer has been writing to {self.location} for too long; try again later")
+                time.sleep(0.25)
+                continue
+            if state.pending:
+                self.recover()
+                continue
+            mark = f"{token}|{socket.gethostname()}|{os.getpid()}|{time.time():.0f}"
+            self._set_state(state.generation, state.seq, mark)
+            if self.settings.chroma_url:
+                time.sleep(0.05)
+            confirmed = self.state()
+            if confirmed.pending == mark:
+                return token, confirmed
+
+    def recover(self) -> bool:
+        """Roll back a batch whose writer died between its first write and its commit
+        (kill -9, a lost connection); True if there was one. A live writer's batch is left
+        alone."""
+        state = self.state()
+        if not state.pending or state.writer_alive():
+            return False
+        journal = self._load_journal(state.pending_token)
+        if journal is not None:
+            absent, owners, papers, sentences = journal
+            self._rollback(absent, owners, papers, sentences)
+        # A new generation: anything built while the batch was half-written is stale.
+        self._set_state(uuid.uuid4().hex if journal is not None else state.generation, state.seq, "")
+        self._drop_journal()
+        return True
+
+    def _rollback(self, previously_absent: list[str], owners: list[str], journal: Rows, sentence_journal: Rows) -> None:
+        self._restore(journal, previously_absent)
+        self._delete(self._sentences, self.sentence_rows(owners).ids)
+        self._upsert_all(self._sentences, sentence_journal)
+
+    # --- the undo journal (a collection, so that every client of a server can use it) ---
+
+    def _journal_collection(self):
+        return self._client.get_or_create_collection(
+            name=f"{self.settings.collection}-journal", embedding_function=None, configuration={"hnsw": {"space": "l2"}}
+        )
+
+    def _save_journal(self, token: str, absent: list[str], owners: list[str], papers: Rows, sentences: Rows) -> None:
+        text = json.dumps({"absent": absent, "owners": owners, "papers": _rows_to_json(papers), "sentences": _rows_to_json(sentences)})
+        parts = [text[i : i + _JOURNAL_CHUNK] for i in range(0, len(text), _JOURNAL_CHUNK)] or [""]
+        collection = self._journal_collection()
+        collection.upsert(
+            ids=[f"{token}:{i}" for i in range(len(parts))],
+            embeddings=[[1.0]] * len(parts),
+            documents=parts,
+            metadatas=[{"token": token, "part": i, "parts": len(parts)} for i in range(len(parts))],
+        )
+
+    def _load_journal(self, token: str) -> tuple[list[str], list[str], Rows, Rows] | None:
+        found = self._journal_collection().get(where={"token": token}, include=["documents", "metadatas"])
+        if not found["ids"]:
+            return None  # marked pending, but nothing was written yet
+        parts = sorted(zip(found["metadatas"], found["documents"]), key=lambda item: item[0]["part"])
+        if len(parts) != parts[0][0]["parts"]:
+            return None  # the journal itself was cut short: the batch's rows were never written
+        data = json.loads("".join(document for _, document in parts))
+        return data["absent"], data["owners"], _rows_from_json(data["papers"]), _rows_from_json(data["sentences"])
+
+    def _drop_journal(self) -> None:
+        try:
+            collection = self._journal_collection()
+            ids = collection.get(include=[])["ids"]
+            if ids:
+                collection.delete(ids=ids)
+        except Exception:  # noqa: BLE001 - leftovers are ignored and dropped by the next write
+            pass
 
     @staticmethod
     def _delete(collection, ids: Sequence[str]) -> None:
@@ -266,3 +494,19 @@ class PaperStore:
             self._collection.upsert(
                 ids=batch.ids, embeddings=batch.embeddings, documents=batch.documents, metadatas=metadatas
             )
+
+
+def _rows_to_json(rows: Rows) -> dict:
+    vectors = np.stack(rows.embeddings).astype(np.float32) if rows.ids else np.zeros((0, 0), dtype=np.float32)
+    return {
+        "ids": rows.ids,
+        "documents": rows.documents,
+        "metadatas": rows.metadatas,
+        "shape": list(vectors.shape),
+        "embeddings": base64.b64encode(vectors.tobytes()).decode(),
+    }
+
+
+def _rows_from_json(data: dict) -> Rows:
+    vectors = np.frombuffer(base64.b64decode(data["embeddings"]), dtype=np.float32).reshape(data["shape"])
+    return Rows(list(data["ids"]), list(vectors), list(data["documents"]), list(data["metadatas"]))

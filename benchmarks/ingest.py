@@ -1,19 +1,24 @@
-"""Ingest and search speed on the shipped corpus, against a raw sentence-transformers baseline.
+"""Ingest and search speed on the shipped corpus, per embedding backend, side by side.
 
-    .venv/bin/python benchmarks/ingest.py [--corpus store/corpus] [--queries 100] [--runs 1]
+    .venv/bin/python benchmarks/ingest.py [--corpus store/corpus] [--backends torch,onnx,onnx-int8]
+                                          [--runs 1] [--queries 100] [--raw]
 
-Prints one `name value` line per figure:
+Prints one `name value` line per figure, `<backend>.` before each per-backend figure:
 
-- model_load_s                  loading the embedding model (once per process)
-- raw_embed_papers_per_s        SentenceTransformer.encode of the same texts, same batch size:
-                                the floor any ingest pays
-- ingest_cold_papers_per_s      read + parse + embed + write Chroma + build BM25, empty store
-- ingest_vs_raw_ratio           ours / raw: 1.0 would mean ingest costs nothing beyond embedding
-- reingest_unchanged_s          the same corpus again: nothing is embedded
-- search_p50_ms / search_p95_ms hybrid Library.search (dense + BM25 body + BM25 title, RRF), k=5
-- search_hit_at_1               queries whose source paper ranks first (titles and first sentences)
+- <b>.model_load_s               loading the embedding model (once per process; the first
+                                 ONNX use also exports the model into the cache: that is
+                                 done before timing, in the warm-up)
+- <b>.ingest_cold_papers_per_s   read + parse + embed papers AND every abstract sentence
+                                 (sentence index) + write Chroma + build BM25, empty store
+- <b>.ingest_vs_torch            this backend's cold ingest rate / torch's, same run
+- <b>.search_p50_ms / _p95_ms    hybrid Library.search (query embedded by this backend), k=5
+- <b>.search_hit_at_1            queries whose source paper ranks first
+- reingest_unchanged_s           the same corpus again into the last store: nothing embedded
+- raw_embed_papers_per_s         (--raw) SentenceTransformer.encode of the papers alone
 
-Every run uses a fresh temporary store; the model is loaded before timing the ingest.
+Rounds interleave the backends (torch, onnx, onnx-int8, torch, ...) so a busy machine slows
+them alike; the best of --runs cold ingests is reported per backend, and the ratio is taken
+from those. Every cold ingest uses a fresh temporary store.
 """
 
 from __future__ import annotations
@@ -58,66 +63,77 @@ def percentile(values: list[float], q: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path, default=PROJECT_ROOT / "store" / "corpus")
+    parser.add_argument("--backends", default="torch,onnx,onnx-int8")
     parser.add_argument("--queries", type=int, default=100)
-    parser.add_argument("--runs", type=int, default=1, help="cold ingests to time (best is reported)")
+    parser.add_argument("--runs", type=int, default=1, help="cold ingests per backend (best is reported)")
+    parser.add_argument("--raw", action="store_true", help="also time raw sentence-transformers on the papers alone")
     args = parser.parse_args()
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
 
-    settings = Settings()
+    base = Settings()
     papers = read_paths([args.corpus]).papers
-    texts = [p.document for p in papers]
     emit("corpus_papers", len(papers), 0)
 
-    start = time.perf_counter()
-    embedder = get_embedder(settings.embedding_model, settings.embedding_batch_size)
-    embedder.embed(["warm-up"])
-    emit("model_load_s", time.perf_counter() - start)
+    for backend in backends:
+        start = time.perf_counter()
+        embedder = get_embedder(base.embedding_model, base.embedding_batch_size, backend, base.model_cache_dir)
+        embedder.embed(["warm-up"])
+        emit(f"{backend}.model_load_s", time.perf_counter() - start)
 
-    # Raw baseline: sentence-transformers directly, same model, texts and batch size.
-    from sentence_transformers import SentenceTransformer
+    if args.raw:
+        from sentence_transformers import SentenceTransformer
 
-    raw_model = SentenceTransformer(settings.embedding_model or default_embedding_model(), device="cpu")
-    raw_model.encode(["warm-up"], normalize_embeddings=True)
-    start = time.perf_counter()
-    raw_model.encode(texts, batch_size=settings.embedding_batch_size, normalize_embeddings=True, convert_to_numpy=True)
-    raw_s = time.perf_counter() - start
-    raw_rate = len(texts) / raw_s
-    del raw_model
-    emit("raw_embed_s", raw_s)
-    emit("raw_embed_papers_per_s", raw_rate, 1)
+        texts = [p.document for p in papers]
+        raw_model = SentenceTransformer(base.embedding_model or default_embedding_model(), device="cpu")
+        raw_model.encode(["warm-up"], normalize_embeddings=True)
+        start = time.perf_counter()
+        raw_model.encode(texts, batch_size=base.embedding_batch_size, normalize_embeddings=True, convert_to_numpy=True)
+        emit("raw_embed_papers_per_s", len(texts) / (time.perf_counter() - start), 1)
+        del raw_model
 
     with tempfile.TemporaryDirectory(prefix="assistant-bench-") as tmp:
-        cold_times = []
+        cold: dict[str, list[float]] = {b: [] for b in backends}
+        libraries: dict[str, Library] = {}
         for run in range(args.runs):
-            library = Library(Settings(store_dir=Path(tmp) / f"store-{run}"))
-            start = time.perf_counter()
-            report = library.ingest([args.corpus])
-            cold_times.append(time.perf_counter() - start)
-            assert report.added == len(papers) and report.embedded == len(papers), report.to_dict()
-        cold_s = min(cold_times)
-        ours_rate = len(papers) / cold_s
-        emit("ingest_cold_s", cold_s)
-        emit("ingest_cold_papers_per_s", ours_rate, 1)
-        emit("ingest_vs_raw_ratio", ours_rate / raw_rate, 2)
+            for backend in backends:
+                settings = base.with_overrides(store_dir=Path(tmp) / f"{backend}-{run}", embedding_backend=backend)
+                library = Library(settings)
+                start = time.perf_counter()
+                report = library.ingest([args.corpus])
+                cold[backend].append(time.perf_counter() - start)
+                assert report.added == len(papers) and report.embedded == len(papers), report.to_dict()
+                assert library.embedder.backend == backend, (library.embedder.backend, backend)
+                libraries[backend] = library
 
-        calls = embedder.calls
+        rates = {b: len(papers) / min(times) for b, times in cold.items()}
+        for backend in backends:
+            emit(f"{backend}.ingest_cold_s", min(cold[backend]))
+            emit(f"{backend}.ingest_cold_papers_per_s", rates[backend], 1)
+            if "torch" in rates:
+                emit(f"{backend}.ingest_vs_torch", rates[backend] / rates["torch"], 2)
+
+        queries = make_queries(papers, args.queries)
+        for backend in backends:
+            library = libraries[backend]
+            library.search("warm-up query", k=5)
+            latencies = []
+            top1 = 0
+            for query, expected in queries:
+                start = time.perf_counter()
+                hits = library.search(query, k=5)
+                latencies.append((time.perf_counter() - start) * 1000)
+                top1 += bool(hits) and hits[0].paper.id == expected
+            emit(f"{backend}.search_p50_ms", statistics.median(latencies), 1)
+            emit(f"{backend}.search_p95_ms", percentile(latencies, 95), 1)
+            emit(f"{backend}.search_hit_at_1", top1 / len(queries))
+        emit("search_queries", len(queries), 0)
+
+        library = libraries[backends[-1]]
+        calls = library.embedder.calls
         start = time.perf_counter()
         again = library.ingest([args.corpus])
         emit("reingest_unchanged_s", time.perf_counter() - start)
-        assert again.embedded == 0 and embedder.calls == calls, again.to_dict()
-
-        queries = make_queries(papers, args.queries)
-        library.search("warm-up query", k=5)
-        latencies = []
-        top1 = 0
-        for query, expected in queries:
-            start = time.perf_counter()
-            hits = library.search(query, k=5)
-            latencies.append((time.perf_counter() - start) * 1000)
-            top1 += bool(hits) and hits[0].paper.id == expected
-        emit("search_queries", len(queries), 0)
-        emit("search_p50_ms", statistics.median(latencies), 1)
-        emit("search_p95_ms", percentile(latencies, 95), 1)
-        emit("search_hit_at_1", top1 / len(queries))
+        assert again.embedded == 0 and library.embedder.calls == calls, again.to_dict()
 
 
 if __name__ == "__main__":

@@ -28,6 +28,13 @@ ChromaUrlOpt = Annotated[
 EmbeddingOpt = Annotated[
     str | None, typer.Option("--embedding-model", help="sentence-transformers model path (env ASSISTANT_EMBEDDING_MODEL).")
 ]
+EmbeddingBackendOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--embedding-backend",
+        help="torch, onnx or onnx-int8: how the embedding model runs (env ASSISTANT_EMBEDDING_BACKEND).",
+    ),
+]
 ModelOpt = Annotated[str | None, typer.Option("--model", help="GGUF file to answer with (env ASSISTANT_MODEL).")]
 LlmUrlOpt = Annotated[
     str | None,

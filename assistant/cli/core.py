@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from ..retrieval import Filters
 from .common import (
     ChromaUrlOpt,
+    EmbeddingBackendOpt,
     EmbeddingOpt,
     JsonOpt,
     StoreOpt,
@@ -29,10 +29,11 @@ def ingest(
     store: StoreOpt = None,
     chroma_url: ChromaUrlOpt = None,
     embedding_model: EmbeddingOpt = None,
+    embedding_backend: EmbeddingBackendOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Add papers to the store. Unchanged papers are not re-embedded."""
-    library = open_library(store=store, chroma_url=chroma_url, embedding_model=embedding_model)
+    library = open_library(store=store, chroma_url=chroma_url, embedding_model=embedding_model, embedding_backend=embedding_backend)
     bar = progress_bar("Ingesting", "paper", enabled=not as_json)
     try:
         report = library.ingest(paths, progress=bar)
@@ -67,12 +68,15 @@ def search(
     store: StoreOpt = None,
     chroma_url: ChromaUrlOpt = None,
     embedding_model: EmbeddingOpt = None,
+    embedding_backend: EmbeddingBackendOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Ranked papers for a query (hybrid dense + BM25)."""
     if mode not in ("hybrid", "dense", "bm25", "sentence"):
         fail(f"--mode must be hybrid, dense, bm25 or sentence, not {mode!r}")
-    library = open_library(store=store, chroma_url=chroma_url, embedding_model=embedding_model)
+    from ..retrieval import Filters
+
+    library = open_library(store=store, chroma_url=chroma_url, embedding_model=embedding_model, embedding_backend=embedding_backend)
     hits = library.search(query, k, filters=Filters(source, date, has_code), mmr=mmr, mode=mode)  # type: ignore[arg-type]
     if as_json:
         print_json([hit.to_dict() for hit in hits])
@@ -98,6 +102,7 @@ def stats(store: StoreOpt = None, chroma_url: ChromaUrlOpt = None, as_json: Json
     typer.echo(f"source files:    {data['sources']}")
     typer.echo(f"store:           {data['store']}")
     typer.echo(f"embedding model: {data['embedding_model']}")
+    typer.echo(f"embedding backend: {data['embedding_backend']}")
     if data["papers"] == 0:
         typer.echo("The store is empty: run `assistant ingest PATH`.")
 

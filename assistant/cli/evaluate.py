@@ -9,6 +9,7 @@ import typer
 
 from .common import (
     ChromaUrlOpt,
+    EmbeddingBackendOpt,
     EmbeddingOpt,
     JsonOpt,
     LlmUrlOpt,
@@ -38,6 +39,7 @@ def retrieval(
     split_seed: Annotated[int, typer.Option(help="Seed of the tune/heldout split.")] = 0,
     mode: Annotated[list[str] | None, typer.Option(help="Only these modes (repeatable): dense, bm25, sentence, hybrid.")] = None,
     embedding_model: EmbeddingOpt = None,
+    embedding_backend: EmbeddingBackendOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """nDCG@10, Recall@10/@100 and MRR@10 of dense, BM25 and hybrid retrieval.
@@ -58,7 +60,7 @@ def retrieval(
         fail(f"no query in {queries} has a relevant document in {qrels}")
     if not data.corpus:
         fail(f"{corpus} holds no documents")
-    settings = make_settings(embedding_model=embedding_model)
+    settings = make_settings(embedding_model=embedding_model, embedding_backend=embedding_backend)
     if not as_json:
         typer.echo(f"{len(data.corpus)} documents, {len(query_ids)} queries (split: {split}); indexing in a temporary store...", err=True)
     bar = progress_bar("Evaluating", "item", enabled=not as_json)
@@ -88,6 +90,7 @@ def answers(
     store: StoreOpt = None,
     chroma_url: ChromaUrlOpt = None,
     embedding_model: EmbeddingOpt = None,
+    embedding_backend: EmbeddingBackendOpt = None,
     model: ModelOpt = None,
     llm_url: LlmUrlOpt = None,
     as_json: JsonOpt = False,
@@ -106,7 +109,7 @@ def answers(
     cases = load_questions(questions)[:limit] if limit else load_questions(questions)
     if not cases:
         fail(f"{questions} holds no question")
-    library = open_library(store=store, chroma_url=chroma_url, embedding_model=embedding_model, model=model, llm_url=llm_url)
+    library = open_library(store=store, chroma_url=chroma_url, embedding_model=embedding_model, embedding_backend=embedding_backend, model=model, llm_url=llm_url)
     if library.count() == 0:
         fail(f"the store at {library.store.location} is empty: run `assistant ingest PATH` first")
     bar = progress_bar("Questions", "question", enabled=not as_json)

@@ -12,6 +12,7 @@ from ..references import format_for_path, format_reference, format_references, n
 from ..settings import Settings
 from .common import (
     ChromaUrlOpt,
+    EmbeddingBackendOpt,
     EmbeddingOpt,
     JsonOpt,
     LlmUrlOpt,
@@ -63,6 +64,7 @@ def summarize(
     store: StoreOpt = None,
     chroma_url: ChromaUrlOpt = None,
     embedding_model: EmbeddingOpt = None,
+    embedding_backend: EmbeddingBackendOpt = None,
     model: ModelOpt = None,
     llm_url: LlmUrlOpt = None,
     as_json: JsonOpt = False,
@@ -71,7 +73,7 @@ def summarize(
     if (topic is None) == (paper is None):
         fail('give either a topic (`assistant summarize "topic"`) or --paper ID, not both')
     ref_format = normalize_format(fmt) if fmt else "markdown"
-    library = open_library(store=store, chroma_url=chroma_url, embedding_model=embedding_model, model=model, llm_url=llm_url)
+    library = open_library(store=store, chroma_url=chroma_url, embedding_model=embedding_model, embedding_backend=embedding_backend, model=model, llm_url=llm_url)
     from ..summarize import summarize_paper, summarize_topic
 
     if paper is not None:
@@ -106,13 +108,14 @@ def cite(
     store: StoreOpt = None,
     chroma_url: ChromaUrlOpt = None,
     embedding_model: EmbeddingOpt = None,
+    embedding_backend: EmbeddingBackendOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Papers whose abstracts support a claim (with the supporting sentence), or the paper a title names."""
     from ..lookup import NO_SUPPORT, cite as lookup
 
     chosen = normalize_format(fmt) if fmt else None
-    library = open_library(store=store, chroma_url=chroma_url, embedding_model=embedding_model)
+    library = open_library(store=store, chroma_url=chroma_url, embedding_model=embedding_model, embedding_backend=embedding_backend)
     hits = lookup(library, text, k)
     if export is not None:
         _export(export, [hit.paper for hit in hits], fmt)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from ..errors import InputError
-from .common import ChromaUrlOpt, EmbeddingOpt, LlmUrlOpt, ModelOpt, StoreOpt, app, friendly_errors, open_library, progress_bar
+from .common import ChromaUrlOpt, EmbeddingBackendOpt, EmbeddingOpt, LlmUrlOpt, ModelOpt, StoreOpt, app, friendly_errors, open_library, progress_bar
 
 
 @app.command()
@@ -25,13 +26,45 @@ def serve(
     store: StoreOpt = None,
     chroma_url: ChromaUrlOpt = None,
     embedding_model: EmbeddingOpt = None,
+    embedding_backend: EmbeddingBackendOpt = None,
     model: ModelOpt = None,
     llm_url: LlmUrlOpt = None,
+    allow_model: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-model",
+            help="Another GGUF file UI users may switch to (repeatable; env ASSISTANT_ALLOW_MODELS as a JSON list). "
+            "The start-up model and the packaged default are always allowed; no other path is ever opened.",
+        ),
+    ] = None,
+    allow_llm_url: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-llm-url",
+            help="Another llama.cpp server URL UI users may switch to (repeatable; env ASSISTANT_ALLOW_LLM_URLS). "
+            "The start-up --llm-url is always allowed; no other URL is ever contacted.",
+        ),
+    ] = None,
+    max_upload_mb: Annotated[
+        float | None, typer.Option(help="Largest upload the UI accepts, per file, in MB (default 100; env ASSISTANT_MAX_UPLOAD_MB).")
+    ] = None,
 ) -> None:
     """Start the web UI: chat with cited answers, summaries, citation lookup, the library."""
+    from ..settings import Settings
+
+    environment = Settings.validated()  # flags add to the allow lists the environment gives
     library = open_library(
-        store=store, chroma_url=chroma_url, embedding_model=embedding_model, model=model, llm_url=llm_url, host=host, port=port
+        store=store, chroma_url=chroma_url, embedding_model=embedding_model, embedding_backend=embedding_backend, model=model, llm_url=llm_url, host=host, port=port,
+        allow_models=list(dict.fromkeys([*environment.allow_models, *allow_model])) if allow_model else None,
+        allow_llm_urls=list(dict.fromkeys([*environment.allow_llm_urls, *allow_llm_url])) if allow_llm_url else None,
+        max_upload_mb=max_upload_mb,
     )
+    for allowed in library.settings.allow_models:
+        if not Path(allowed).expanduser().is_file():
+            typer.secho(f"warning: --allow-model {allowed}: no such file (allowed anyway; it will fail until it exists).", fg=typer.colors.YELLOW, err=True)
+    for allowed in library.settings.allow_llm_urls:
+        if not allowed.lower().startswith(("http://", "https://")):
+            raise InputError(f"--allow-llm-url {allowed!r} is not an http:// or https:// URL")
     settings = library.settings
     if ingest_if_empty and library.count() == 0:
         corpus = settings.corpus_dir

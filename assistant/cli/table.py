@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ..settings import Settings
-from .common import ChromaUrlOpt, EmbeddingOpt, StoreOpt, app, fail, friendly_errors, open_library
+from .common import ChromaUrlOpt, EmbeddingBackendOpt, EmbeddingOpt, StoreOpt, app, fail, friendly_errors, open_library
 
 _N_MIN, _N_MAX = Settings.bounds("table_papers")
 _N_DEFAULT = Settings.model_fields["table_papers"].default
@@ -31,6 +31,7 @@ def table(
     store: StoreOpt = None,
     chroma_url: ChromaUrlOpt = None,
     embedding_model: EmbeddingOpt = None,
+    embedding_backend: EmbeddingBackendOpt = None,
 ) -> None:
     """A literature table: one row per relevant paper, each cell quoted from its abstract (empty when the abstract does not say)."""
     from ..table import build_table, parse_columns
@@ -39,7 +40,7 @@ def table(
     if chosen_format not in _FORMATS:
         fail(f"unknown format {fmt!r}: choose markdown, csv or json")
     chosen_columns = parse_columns(columns)  # an unknown column is one line, before any model loads
-    library = open_library(store=store, chroma_url=chroma_url, embedding_model=embedding_model, table_papers=n)
+    library = open_library(store=store, chroma_url=chroma_url, embedding_model=embedding_model, embedding_backend=embedding_backend, table_papers=n)
     result = build_table(library, topic, columns=chosen_columns)
     if result.abstained:
         fail(result.message)

@@ -1,0 +1,292 @@
+"""The sentence-transformers model run through ONNX Runtime, without torch at query time.
+
+``onnx`` runs the model exported once from the shipped weights (fp32); ``onnx-int8`` runs
+the same export after onnxruntime's dynamic int8 quantization of its weights. Both are
+written to the model cache (``Settings.model_cache_dir``/onnx/...) the first time they are
+needed, offline, from the local model directory: only that export imports torch and
+transformers, once. Every later process loads the ``.onnx`` file, the fast tokenizer from
+the model's ``tokenizer.json`` (the ``tokenizers`` package) and does the pooling itself in
+numpy, exactly as sentence-transformers does: tokens truncated to the model's
+``max_seq_length``, mean pooling over the attention mask, L2 normalization.
+
+Writing an export is atomic (a temporary file in the same directory, then ``os.replace``)
+and serialized between processes by a lock file, so two processes that need it at the
+same moment export it once and never see half a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelNotFound
+
+# Bumped when the export procedure changes, so stale exports are not reused.
+EXPORT_VERSION = 1
+_OPSET = 17
+_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def model_settings(model_dir: Path) -> tuple[int, str]:
+    """(max_seq_length, pooling) as sentence-transformers reads them from the model directory."""
+    config = _read_json(model_dir / "sentence_bert_config.json")
+    max_len = int(config.get("max_seq_length") or 0)
+    if not max_len:  # sentence-transformers falls back to the tokenizer's limit
+        max_len = int(_read_json(model_dir / "tokenizer_config.json").get("model_max_length") or 512)
+        max_len = min(max_len, int(_read_json(model_dir / "config.json").get("max_position_embeddings") or 512))
+    pooling = "mean"
+    for module in _read_json(model_dir / "modules.json") or []:
+        if isinstance(module, dict) and module.get("type", "").endswith("Pooling"):
+            pool = _read_json(model_dir / module.get("path", "") / "config.json")
+            if pool.get("pooling_mode_cls_token"):
+                pooling = "cls"
+            elif pool and not pool.get("pooling_mode_mean_tokens", True):
+                pooling = "unsupported"
+    return max_len, pooling
+
+
+def _fingerprint(model_dir: Path) -> str:
+    """Names the export after the weights it came from (path, size and mtime of each
+    weight/config file: cheap, and changes when the model is replaced)."""
+    digest = hashlib.sha256(f"v{EXPORT_VERSION}|{model_dir.resolve()}".encode())
+    for name in sorted(os.listdir(model_dir)):
+        if name.endswith((".safetensors", ".bin", ".json")):
+            stat = (model_dir / name).stat()
+            digest.update(f"|{name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
+def export_dir(model_dir: Path, cache_dir: Path) -> Path:
+    return Path(cache_dir) / "onnx" / f"{model_dir.resolve().name}-{_fingerprint(model_dir)}"
+
+
+@contextmanager
+def _export_lock(directory: Path):
+    """An exclusive lock between processes (fcntl on POSIX; elsewhere the atomic rename
+    alone keeps files whole, two processes may then both export)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(directory / ".lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _atomic_target(final: Path):
+    """A temporary path beside `final` (same file system, so os.replace is atomic)."""
+    fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    os.close(fd)
+    os.chmod(name, 0o644)  # mkstemp makes it private; the cache is readable like any other
+    return Path(name)
+
+
+def _export_fp32(model_dir: Path, target: Path) -> None:
+    """torch.onnx.export (TorchScript exporter) of the transformer: token ids in, last
+    hidden state out, dynamic batch and sequence axes. The only place torch is imported."""
+    import warnings
+
+    import torch
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager").eval()
+
+    class _Encoder(torch.nn.Module):
+        def __init__(self, inner) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.inner(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+
+    sample = {
+        "input_ids": torch.tensor([[101, 7592, 2088, 102, 0], [101, 7592, 2088, 2088, 102]], dtype=torch.long),
+        "attention_mask": torch.tensor([[1, 1, 1, 1, 0], [1, 1, 1, 1, 1]], dtype=torch.long),
+        "token_type_ids": torch.zeros((2, 5), dtype=torch.long),
+    }
+    axes = {name: {0: "batch", 1: "sequence"} for name in (*_INPUTS, "last_hidden_state")}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            _Encoder(model),
+            tuple(sample[name] for name in _INPUTS),
+            str(target),
+            input_names=list(_INPUTS),
+            output_names=["last_hidden_state"],
+            dynamic_axes=axes,
+            opset_version=_OPSET,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+
+
+def _quantize_int8(source: Path, target: Path) -> None:
+    """onnxruntime's dynamic quantization: int8 weights (per output channel: per-tensor scales
+    cost this model ~0.07 mean cosine to torch), activations quantized per call."""
+    import logging
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # it logs a "consider pre-processing" advice at WARNING
+    try:
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True)
+    finally:
+        root.setLevel(level)
+
+
+def ensure_export(model_dir: str | Path, cache_dir: str | Path, quantized: bool) -> tuple[Path, bool]:
+    """The .onnx file for `model_dir` (fp32, or int8 when `quantized`), exported into the
+    cache on first use. Returns (path, exported_now)."""
+    model_dir = Path(model_dir)
+    directory = export_dir(model_dir, Path(cache_dir))
+    fp32 = directory / "model.onnx"
+    int8 = directory / "model_int8.onnx"
+    wanted = int8 if quantized else fp32
+    if wanted.is_file():
+        return wanted, False
+    with _export_lock(directory):
+        if wanted.is_file():  # another process exported it while we waited
+            return wanted, False
+        if not fp32.is_file():
+            temporary = _atomic_target(fp32)
+            try:
+                _export_fp32(model_dir, temporary)
+                os.replace(temporary, fp32)
+            finally:
+                temporary.unlink(missing_ok=True)
+        if quantized:
+            temporary = _atomic_target(int8)
+            try:
+                _quantize_int8(fp32, temporary)
+                os.replace(temporary, int8)
+            finally:
+                temporary.unlink(missing_ok=True)
+        (directory / "source.json").write_text(
+            json.dumps({"model": str(model_dir.resolve()), "export_version": EXPORT_VERSION}), encoding="utf-8"
+        )
+    return wanted, True
+
+
+class OnnxEmbedder:
+    """Same interface and (up to float rounding / int8 error) same vectors as the torch
+    :class:`assistant.embeddings.Embedder`."""
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        cache_dir: str | Path,
+        quantized: bool = False,
+        batch_size: int = 32,
+        name: str | None = None,
+    ) -> None:
+        model_dir = Path(model_path)
+        self.name = name or str(model_path)
+        self.backend = "onnx-int8" if quantized else "onnx"
+        self.batch_size = batch_size
+        if not (model_dir / "tokenizer.json").is_file():
+            raise ModelNotFound(
+                f"the {self.backend} embedding backend needs a local model directory with tokenizer.json; "
+                f"{self.name!r} is not one (use ASSISTANT_EMBEDDING_BACKEND=torch for it)"
+            )
+        self.max_seq_length, self.pooling = model_settings(model_dir)
+        if self.pooling == "unsupported":
+            raise ModelNotFound(
+                f"{self.name!r} uses a pooling the {self.backend} backend does not implement (mean and CLS only); "
+                "use ASSISTANT_EMBEDDING_BACKEND=torch"
+            )
+        try:
+            self.model_file, self.exported = ensure_export(model_dir, cache_dir, quantized)
+        except ModelNotFound:
+            raise
+        except Exception as exc:
+            raise ModelNotFound(f"cannot export {self.name!r} to ONNX into {cache_dir}: {exc}") from exc
+
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        # tokenizer.json may carry its own fixed padding / truncation (128 here); use
+        # sentence-transformers' instead: truncate to max_seq_length, pad to the longest.
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(max_length=self.max_seq_length)
+        self._tokenizer = tokenizer
+        self._pad_id = int(tokenizer.token_to_id("[PAD]") or 0)
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        self._session = onnxruntime.InferenceSession(
+            str(self.model_file), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        self._input_names = {i.name for i in self._session.get_inputs()}
+        self._dimension = int(self._session.get_outputs()[0].shape[-1] or 0) or None
+        self._lock = threading.Lock()
+        self.calls = 0
+
+    @property
+    def dimension(self) -> int:
+        if self._dimension is None:
+            self._dimension = int(self._encode_batch(["x"]).shape[1])
+        return self._dimension
+
+    def _encode_batch(self, texts: list[str]) -> np.ndarray:
+        encodings = self._tokenizer.encode_batch(texts)
+        width = max(len(e.ids) for e in encodings)
+        ids = np.full((len(texts), width), self._pad_id, dtype=np.int64)
+        mask = np.zeros((len(texts), width), dtype=np.int64)
+        types = np.zeros((len(texts), width), dtype=np.int64)
+        for row, encoding in enumerate(encodings):
+            n = len(encoding.ids)
+            ids[row, :n] = encoding.ids
+            mask[row, :n] = encoding.attention_mask
+            types[row, :n] = encoding.type_ids
+        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        hidden = self._session.run(None, {k: v for k, v in feeds.items() if k in self._input_names})[0]
+        if self.pooling == "cls":
+            pooled = hidden[:, 0, :]
+        else:
+            weights = mask[:, :, None].astype(np.float32)
+            pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+
+    def embed(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        # Longest first, as sentence-transformers batches: less padding per batch.
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        out: np.ndarray | None = None
+        with self._lock:
+            self.calls += len(texts)
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            vectors = self._encode_batch([texts[i] for i in chunk])
+            if out is None:
+                out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
+            out[chunk] = vectors
+        assert out is not None
+        return out
+
+    def embed_one(self, text: str) -> np.ndarray:
+        return self.embed([text])[0]

@@ -1,0 +1,172 @@
+"""Embedding backends: ONNX (fp32 and int8) against sentence-transformers on the same
+weights, the ONNX query path without torch, the one-time export, and which backend a
+store's vectors call for. Equivalence only: speed lives in benchmarks/ingest.py and
+benchmarks/cli.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from assistant.embeddings import backend_for_store, default_embedding_model, get_embedder, store_family
+from assistant.onnx_embeddings import OnnxEmbedder, ensure_export, export_dir, model_settings
+from assistant.readers import read_paths
+from assistant.settings import PROJECT_ROOT
+
+from conftest import FIXTURE_PAPERS
+
+TEXTS = [
+    "Quantization of large language models to 4 bits.",
+    "hello",
+    "What is the effect of vitamin D supplementation on bone density in older adults?",
+    "Diffusion models generate images by reversing a gradual noising process; we show they scale with compute.",
+    "Ünïcödé, accents — and symbols: α-helix, β-sheet, 10^-3 M, C++ & Rust.",
+    "  leading and trailing spaces  ",
+    # longer than max_seq_length (256 tokens): both backends must truncate the same way
+    " ".join(["Transformers attend to every token in the sequence, which costs quadratic time."] * 40),
+]
+# Measured on these texts and on 120 abstracts of the shipped corpus: fp32 ONNX agrees with
+# torch to cosine 1.0000 (min 0.99999); int8 (per-channel dynamic quantization) min 0.981,
+# mean 0.994 on the abstracts.
+FP32_MIN_COSINE = 0.999
+INT8_MIN_COSINE = 0.97
+
+
+def _texts_from_fixture(count: int = 20) -> list[str]:
+    rows = [json.loads(line) for line in FIXTURE_PAPERS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [f"{row['title']}. {row['abstract']}" for row in rows[:count]]
+
+
+@pytest.fixture(scope="session")
+def cache_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh XDG_CACHE_HOME: the model cache is <it>/assistant, as Settings.model_cache_dir says."""
+    return tmp_path_factory.mktemp("xdg-cache")
+
+
+@pytest.fixture(scope="session")
+def onnx_cache(cache_home: Path) -> Path:
+    """Two processes export the same model into an empty cache at the same moment: the
+    lock makes one export and the other reuse, and nothing half-written is left behind."""
+    cache = cache_home / "assistant"
+    script = textwrap.dedent(
+        f"""
+        import json
+        from assistant.embeddings import default_embedding_model
+        from assistant.onnx_embeddings import ensure_export
+        path, exported = ensure_export(default_embedding_model(), {str(cache)!r}, quantized=True)
+        print(json.dumps({{"path": str(path), "exported": exported}}))
+        """
+    )
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache_home)}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=PROJECT_ROOT)
+        for _ in range(2)
+    ]
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-2000:]
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    assert sorted(r["exported"] for r in results) == [False, True], results
+    directory = export_dir(Path(default_embedding_model()), cache)
+    assert (directory / "model.onnx").is_file() and (directory / "model_int8.onnx").is_file()
+    assert not [p.name for p in directory.iterdir() if p.name.endswith(".tmp")]
+    return cache
+
+
+@pytest.fixture(scope="session")
+def torch_vectors() -> np.ndarray:
+    return get_embedder(backend="torch").embed(TEXTS + _texts_from_fixture())
+
+
+def test_model_settings_match_sentence_transformers() -> None:
+    max_len, pooling = model_settings(Path(default_embedding_model()))
+    assert (max_len, pooling) == (256, "mean")
+    torch_model = get_embedder(backend="torch")._model
+    assert torch_model.max_seq_length == max_len
+
+
+@pytest.mark.parametrize(("backend", "minimum"), [("onnx", FP32_MIN_COSINE), ("onnx-int8", INT8_MIN_COSINE)])
+def test_onnx_vectors_match_torch(onnx_cache: Path, torch_vectors: np.ndarray, backend: str, minimum: float) -> None:
+    embedder = get_embedder(backend=backend, cache_dir=onnx_cache)
+    assert embedder.backend == backend
+    vectors = embedder.embed(TEXTS + _texts_from_fixture())
+    assert vectors.shape == torch_vectors.shape and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    cosines = (vectors * torch_vectors).sum(axis=1)
+    assert cosines.min() >= minimum, (backend, cosines.min(), cosines.mean())
+    # Batching does not change an fp32 text's vector. int8 quantizes activations with one
+    # scale per batch, so a text's vector depends a little on its batch mates (0.995 measured).
+    alone = embedder.embed_one(TEXTS[2])
+    assert float(alone @ vectors[2]) > (0.9999 if backend == "onnx" else 0.99)
+    assert embedder.embed([]).shape == (0, embedder.dimension) == (0, 384)
+
+
+def test_export_is_reused(onnx_cache: Path) -> None:
+    model = default_embedding_model()
+    directory = export_dir(Path(model), onnx_cache)
+    before = {name: (directory / name).stat().st_mtime_ns for name in ("model.onnx", "model_int8.onnx")}
+    for quantized in (False, True):
+        path, exported = ensure_export(model, onnx_cache, quantized=quantized)
+        assert not exported and path.is_file()
+        assert not OnnxEmbedder(model, onnx_cache, quantized=quantized).exported
+    assert before == {name: (directory / name).stat().st_mtime_ns for name in before}
+
+
+_SEARCH_WITHOUT_TORCH = """
+import json, sys
+from assistant.cli import app
+try:
+    app(["search", "how do large language models reason", "--store", sys.argv[1], "--embedding-backend", sys.argv[2], "--json"],
+        prog_name="assistant", standalone_mode=False)
+except SystemExit as exc:
+    assert not exc.code, exc.code
+heavy = ["torch", "transformers", "sentence_transformers"]
+print(json.dumps({"imported": [m for m in heavy if m in sys.modules]}))
+"""
+
+
+@pytest.mark.parametrize("backend", ["onnx", "onnx-int8"])
+def test_search_with_onnx_does_not_import_torch(onnx_cache: Path, cache_home: Path, fixture_store_dir: Path, backend: str) -> None:
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache_home)}
+    env.pop("ASSISTANT_EMBEDDING_BACKEND", None)
+    result = subprocess.run(
+        [sys.executable, "-c", _SEARCH_WITHOUT_TORCH, str(fixture_store_dir), backend],
+        capture_output=True, text=True, env=env, cwd=PROJECT_ROOT, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.strip().splitlines()
+    hits = json.loads("\n".join(lines[:-1]))
+    assert hits and hits[0]["title"]
+    assert json.loads(lines[-1]) == {"imported": []}
+
+
+def _papers(count: int):
+    return read_paths([FIXTURE_PAPERS]).papers[:count]
+
+
+def test_store_records_its_backend_family(make_library, onnx_cache: Path, cache_home: Path, monkeypatch) -> None:
+    """A store filled with int8 vectors is searched with int8 whatever is configured; a
+    torch-built (fp32) store with fp32 vectors even when onnx-int8 is configured."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache_home))
+    library = make_library(embedding_backend="onnx-int8")
+    assert store_family(library.store) is None  # empty: anything may fill it
+    library.ingest_papers(_papers(4))
+    assert store_family(library.store) == "int8"
+    assert library.embedder.backend == "onnx-int8"
+    assert backend_for_store("torch", library.store) == "onnx-int8"
+    assert backend_for_store("onnx", library.store) == "onnx-int8"
+
+
+def test_fp32_store_is_searched_with_fp32_vectors(fixture_library) -> None:
+    assert store_family(fixture_library.store) == "fp32"
+    assert backend_for_store("onnx-int8", fixture_library.store) == "onnx"
+    assert backend_for_store("torch", fixture_library.store) == "torch"
+    assert backend_for_store("onnx", fixture_library.store) == "onnx"
