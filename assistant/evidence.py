@@ -41,33 +41,51 @@ class EvidenceSentence:
 
 
 class SentenceCache:
-    """Sentence splits and embeddings per paper, so follow-up questions reuse them."""
+    """Sentence splits and embeddings per paper, so follow-up questions reuse them.
+
+    Keyed by paper id and content hash: a paper whose abstract changed (re-ingested by
+    this or another process) is split and embedded again, never answered from its old text."""
 
     def __init__(self, embedder: Embedder, capacity: int = 2048) -> None:
         self.embedder = embedder
         self.capacity = capacity
-        self._items: OrderedDict[str, tuple[list[str], np.ndarray]] = OrderedDict()
+        self._items: OrderedDict[tuple[str, str], tuple[list[str], np.ndarray]] = OrderedDict()
         self._lock = threading.Lock()
+
+    @staticmethod
+    def key(paper: Paper) -> tuple[str, str]:
+        return (paper.id, paper.content_hash)
 
     def get(self, papers: list[Paper]) -> dict[str, tuple[list[str], np.ndarray]]:
         with self._lock:
-            missing = [p for p in papers if p.id not in self._items]
+            missing = {self.key(p): p for p in papers if self.key(p) not in self._items}
+        fresh: dict[tuple[str, str], tuple[list[str], np.ndarray]] = {}
         if missing:
-            splits = {p.id: evidence_sentences(p.abstract) for p in missing}
-            flat = [s for p in missing for s in splits[p.id]]
-            vectors = self.embedder.embed(flat)
+            splits = {key: evidence_sentences(p.abstract) for key, p in missing.items()}
+            vectors = self.embedder.embed([s for key in missing for s in splits[key]])
             offset = 0
+            for key in missing:
+                count = len(splits[key])
+                fresh[key] = (splits[key], vectors[offset : offset + count])
+                offset += count
             with self._lock:
-                for paper in missing:
-                    count = len(splits[paper.id])
-                    self._items[paper.id] = (splits[paper.id], vectors[offset : offset + count])
-                    offset += count
+                self._items.update(fresh)
                 while len(self._items) > self.capacity:
                     self._items.popitem(last=False)
         with self._lock:
+            found = {}
             for paper in papers:
-                self._items.move_to_end(paper.id)
-            return {p.id: self._items[p.id] for p in papers}
+                key = self.key(paper)
+                if key in self._items:
+                    self._items.move_to_end(key)
+                    found[paper.id] = self._items[key]
+                elif key in fresh:  # already trimmed away again (more papers than the capacity)
+                    found[paper.id] = fresh[key]
+        for paper in papers:  # evicted by another request meanwhile: rare, recompute
+            if paper.id not in found:
+                sentences = evidence_sentences(paper.abstract)
+                found[paper.id] = (sentences, self.embedder.embed(sentences))
+        return found
 
 
 def sentence_cache(embedder: Embedder) -> SentenceCache:

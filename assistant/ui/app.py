@@ -19,6 +19,7 @@ from typing import Any
 from ..library import Library
 from . import chat, library as library_tab, lookup, settings as settings_tab, summary
 from .library import header_text
+from .guard import max_file_size
 from .render import header_html
 from .session import Runtime
 
@@ -100,6 +101,7 @@ def serve(library: Library, host: str | None = None, port: int | None = None, *,
         pwa=False,
         enable_monitoring=False,
         footer_links=["api", "settings"],
+        max_file_size=max_file_size(library.settings),  # uploads larger than max_upload_mb are refused
         **launch_options(),
     )
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}/"

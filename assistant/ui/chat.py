@@ -178,7 +178,7 @@ def create_event_handlers(ui: ChatUI, settings_ui: SettingsUI, runtime: Runtime)
         result = None
         try:
             if not stop.is_set():
-                settings = runtime.settings_for(*values)
+                settings = runtime.checked_settings(*values)  # only what the operator allowed
                 history = [e.turn for e in entries[:-1] if e.turn is not None]
                 pipeline = AnswerPipeline(library, settings=settings)
                 stream = pipeline.stream(entry.question, history, k=settings.k, stop=stop)

@@ -69,6 +69,22 @@ def esc(text: object) -> str:
     return html.escape(str(text or ""), quote=True)
 
 
+_RAW_HTML = re.compile(r"(\\*)<(?!https?://[^\s<>]*>)")
+
+
+def escape_markdown_html(markdown: str) -> str:
+    """Markdown with raw HTML neutralized: every "<" that does not open an http(s)
+    autolink (``<https://…>``) becomes ``&lt;``, so a title or abstract holding tags (or a
+    ``<javascript:…>`` link) shows as text in the UI and in exported .md files. A "<"
+    already escaped with a backslash (``\\<``) is text already and stays as it is."""
+
+    def repl(match: re.Match) -> str:
+        slashes = match.group(1)
+        return match.group(0) if len(slashes) % 2 else f"{slashes}&lt;"
+
+    return _RAW_HTML.sub(repl, markdown or "")
+
+
 def safe_url(url: str) -> str:
     """Only http(s) links become clickable."""
     url = (url or "").strip()

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import AssistantError
+from ..errors import AssistantError, InputError
 from ..library import Library
 from ..settings import Settings
 
@@ -97,6 +97,20 @@ class Runtime:
         if max_tokens:
             update["max_tokens"] = int(max_tokens)
         return Settings.validated({**base.model_dump(), **update})  # an API client cannot pass k=1000
+
+    def model_refusal(self, model=None, llm_url=None) -> str | None:
+        """Why a request may not use this model file or llama.cpp server (see guard.py)."""
+        from .guard import model_refusal
+
+        return model_refusal(self.library.settings, model, llm_url)
+
+    def checked_settings(self, k=None, temperature=None, max_tokens=None, model=None, llm_url=None) -> Settings:
+        """settings_for, refusing a model or server the operator did not allow at start-up
+        (an InputError the handlers show readably), before anything is loaded or contacted."""
+        problem = self.model_refusal(model, llm_url)
+        if problem:
+            raise InputError(problem)
+        return self.settings_for(k, temperature, max_tokens, model, llm_url)
 
 
 def session_id(request: Any) -> str:

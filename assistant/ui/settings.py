@@ -81,13 +81,14 @@ def short_path(name: str) -> str:
 
 def settings_markdown(runtime: Runtime, model: str | None = None, llm_url: str | None = None) -> str:
     library = runtime.library
-    settings = runtime.settings_for(model=model, llm_url=llm_url)
+    refused = runtime.model_refusal(model, llm_url) is not None
+    settings = runtime.settings_for() if refused else runtime.settings_for(model=model, llm_url=llm_url)
     try:
         count = f"{library.count()} papers"
     except Exception as exc:  # noqa: BLE001 - an unreachable Chroma server, say
         count = f"unavailable: {friendly_error(exc)}"
     return (
-        f"**Model:** {describe_model(settings)}  \n"
+        f"**Model:** {describe_model(settings)}{' (the model asked for is not allowed on this server)' if refused else ''}  \n"
         f"**Store:** `{library.store.location}` ({count})  \n"
         f"**Embeddings:** {short_path(library.embedder_name())}"
     )
@@ -121,7 +122,11 @@ def create_ui(runtime: Runtime) -> SettingsUI:
             problem = check_model(base.model, base.llm_url)
             status = gr.HTML(notice(problem) if problem else "", elem_id="settings-status", js_on_load=None)
             info = gr.Markdown(settings_markdown(runtime), elem_id="settings-info")
-            gr.Markdown("Changes apply to the next request; the model is loaded once and reused.", elem_classes="muted")
+            gr.Markdown(
+                "Changes apply to the next request; the model is loaded once and reused. Only the models and servers "
+                "allowed when the server started can be used (`assistant serve --allow-model PATH`, `--allow-llm-url URL`).",
+                elem_classes="muted",
+            )
     return SettingsUI(k, temperature, max_tokens, model, llm_url, info, status)
 
 
@@ -132,7 +137,8 @@ def create_event_handlers(ui: SettingsUI, runtime: Runtime) -> None:
         """Check the model setting now. Queued (not queue=False): Gradio delivers
         toasts only through the queue. A problem already shown is not toasted again
         (leaving the URL box re-checks the pair)."""
-        problem = check_model(model, llm_url)
+        # The allow list first: a path the operator did not allow is never opened.
+        problem = runtime.model_refusal(model, llm_url) or check_model(model, llm_url)
         status = notice(problem) if problem else ""
         if problem and status != shown:
             gr.Warning(f"{problem}. Answers will fail until this is fixed.")

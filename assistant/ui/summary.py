@@ -22,7 +22,7 @@ from ..records import Paper
 from ..references import format_references
 from ..settings import Settings
 from ..table import COLUMNS, COLUMN_TITLES, LiteratureTable, build_table
-from .render import esc, highlight, meta_line, notice
+from .render import esc, escape_markdown_html, highlight, meta_line, notice
 from .session import Runtime, gradio_progress, session_id, show_error
 from .settings import SettingsUI
 
@@ -111,7 +111,7 @@ def write_table_downloads(table: LiteratureTable, name: str) -> tuple[str, str]:
     folder = _download_folder()
     csv_path, md_path = folder / f"{name}.csv", folder / f"{name}.md"
     csv_path.write_text(table.to_csv(), encoding="utf-8")
-    md_path.write_text(table.to_markdown(), encoding="utf-8")
+    md_path.write_text(escape_markdown_html(table.to_markdown()), encoding="utf-8")
     return str(csv_path), str(md_path)
 
 
@@ -284,19 +284,20 @@ def create_event_handlers(ui: SummaryUI, settings_ui: SettingsUI, runtime: Runti
         return gr.DownloadButton(interactive=False)
 
     def outputs(summary, name: str):
+        markdown = escape_markdown_html(summary.markdown)  # titles and abstracts are text, never HTML
         try:
-            md_path, bib_path = write_downloads(summary.markdown, referenced_papers(summary), name)
+            md_path, bib_path = write_downloads(markdown, referenced_papers(summary), name)
         except Exception as exc:  # noqa: BLE001 - the summary itself is still shown
             show_error(exc, "Could not prepare the downloads: ")
-            return summary.markdown, off(), off()
+            return markdown, off(), off()
         return (
-            summary.markdown,
+            markdown,
             gr.DownloadButton(value=md_path, interactive=True),
             gr.DownloadButton(value=bib_path, interactive=bib_path is not None),
         )
 
     def failed(exc: BaseException):
-        return f"**Could not summarize:** {show_error(exc)}", off(), off()
+        return f"**Could not summarize:** {escape_markdown_html(show_error(exc))}", off(), off()
 
     def summarize_topic_ui(text, n, k, temperature, max_tokens, model, llm_url, request: gr.Request, progress=gr.Progress()):
         text = (text or "").strip()
@@ -307,7 +308,7 @@ def create_event_handlers(ui: SummaryUI, settings_ui: SettingsUI, runtime: Runti
         run = runtime.start_run(session)
         try:
             progress(0, desc="Finding papers")
-            settings = runtime.settings_for(k, temperature, max_tokens, model, llm_url)
+            settings = runtime.checked_settings(k, temperature, max_tokens, model, llm_url)
             summary = summarize_topic(
                 library, text, n=int(n), settings=settings, progress=gradio_progress(progress), stop=run.stop
             )
@@ -326,7 +327,7 @@ def create_event_handlers(ui: SummaryUI, settings_ui: SettingsUI, runtime: Runti
             return gr.skip(), gr.skip(), gr.skip()
         try:
             progress(0, desc="Reading the paper")
-            settings = runtime.settings_for(k, temperature, max_tokens, model, llm_url)
+            settings = runtime.checked_settings(k, temperature, max_tokens, model, llm_url)
             summary = summarize_paper(library, paper_id, settings=settings)
             title = summary.paper.title if getattr(summary, "paper", None) else paper_id
             return outputs(summary, f"summary-{slugify(title)}")
