@@ -14,7 +14,7 @@ Writes go through :meth:`PaperStore.write`, one committed batch at a time:
    ``generation`` and the commit sequence number ``seq``) with a token, its host, pid and
    start time; a writer that finds another live writer's mark waits for it, one that
    finds a dead writer's mark (same host and the pid gone, or older than
-   ``_LEASE_SECONDS``) first rolls that batch back (:meth:`recover`).
+   ``LEASE_SECONDS``) first rolls that batch back (:meth:`recover`).
 2. The undo journal (ids the batch adds, the paper rows and sentence rows it replaces,
    embeddings included) is written to a third collection, ``<collection>-journal``.
 3. Sentences, then papers are upserted; each paper row carries ``seq`` = the commit's number.
@@ -30,15 +30,13 @@ generation), and the rows of committed batches can be found by ``seq``.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from urllib.parse import urlparse
 
 import numpy as np
@@ -46,69 +44,14 @@ import numpy as np
 from .errors import StoreError
 from .records import Paper
 from .settings import Settings
+from .writes import LEASE_SECONDS, WRITE_BATCH, Rows, StoreState, rows_from_json, rows_to_json
 
-_WRITE_BATCH = 256
+__all__ = ["PaperStore", "Rows", "StoreError", "StoreState", "sentence_id"]
+
 _GENERATION_KEY = "generation"
 _SEQ_KEY = "seq"  # collection metadata: commits so far; paper rows: the commit that wrote them
 _PENDING_KEY = "pending"
-_LEASE_SECONDS = 600  # a pending mark older than this is an abandoned write, whoever made it
 _JOURNAL_CHUNK = 1_000_000  # characters of journal JSON per journal row
-
-
-@dataclass(frozen=True)
-class StoreState:
-    """The papers collection's metadata: what the BM25 index and caches key on."""
-
-    generation: str
-    seq: int
-    pending: str  # "" or "token|host|pid|unix time" of a batch being written
-
-    @property
-    def pending_token(self) -> str:
-        return self.pending.split("|", 1)[0] if self.pending else ""
-
-    def writer_alive(self) -> bool:
-        """Is the writer that marked the store pending still at it?"""
-        if not self.pending:
-            return False
-        try:
-            _, host, pid, started = self.pending.split("|")
-            pid_, started_ = int(pid), float(started)
-        except ValueError:
-            return False
-        if time.time() - started_ > _LEASE_SECONDS:
-            return False
-        if host == socket.gethostname():
-            if pid_ == os.getpid():
-                return True
-            try:
-                os.kill(pid_, 0)
-            except ProcessLookupError:
-                return False
-            except PermissionError:
-                return True
-        return True
-
-
-@dataclass
-class Rows:
-    """Rows as Chroma takes them; also the rollback journal of a write."""
-
-    ids: list[str] = field(default_factory=list)
-    embeddings: list[np.ndarray] = field(default_factory=list)
-    documents: list[str] = field(default_factory=list)
-    metadatas: list[dict] = field(default_factory=list)
-
-    def add(self, id: str, embedding: np.ndarray, document: str, metadata: dict) -> None:
-        self.ids.append(id)
-        self.embeddings.append(np.asarray(embedding, dtype=np.float32))
-        self.documents.append(document)
-        self.metadatas.append(metadata)
-
-    def batches(self, size: int = _WRITE_BATCH) -> Iterable["Rows"]:
-        for start in range(0, len(self.ids), size):
-            end = start + size
-            yield Rows(self.ids[start:end], self.embeddings[start:end], self.documents[start:end], self.metadatas[start:end])
 
 
 def _open_client(settings: Settings):
@@ -289,8 +232,8 @@ class PaperStore:
         rows = Rows()
         include = ["documents", "metadatas"] + (["embeddings"] if with_embeddings else [])
         ids = list(dict.fromkeys(paper_ids))
-        for start in range(0, len(ids), _WRITE_BATCH):
-            chunk = ids[start : start + _WRITE_BATCH]
+        for start in range(0, len(ids), WRITE_BATCH):
+            chunk = ids[start : start + WRITE_BATCH]
             where = {"paper_id": chunk[0]} if len(chunk) == 1 else {"paper_id": {"$in": chunk}}
             found = self._sentences.get(where=where, include=include)
             embeddings = found.get("embeddings") if with_embeddings else None
@@ -393,7 +336,7 @@ class PaperStore:
         mark, roll back an abandoned batch first. Chroma has no compare-and-set, so the mark
         is read back after a moment to make two writers that raced for it back off."""
         token = uuid.uuid4().hex
-        deadline = time.monotonic() + _LEASE_SECONDS
+        deadline = time.monotonic() + LEASE_SECONDS
         while True:
             state = self.state()
             if state.pending and state.writer_alive():
@@ -441,7 +384,7 @@ class PaperStore:
         )
 
     def _save_journal(self, token: str, absent: list[str], owners: list[str], papers: Rows, sentences: Rows) -> None:
-        text = json.dumps({"absent": absent, "owners": owners, "papers": _rows_to_json(papers), "sentences": _rows_to_json(sentences)})
+        text = json.dumps({"absent": absent, "owners": owners, "papers": rows_to_json(papers), "sentences": rows_to_json(sentences)})
         parts = [text[i : i + _JOURNAL_CHUNK] for i in range(0, len(text), _JOURNAL_CHUNK)] or [""]
         collection = self._journal_collection()
         collection.upsert(
@@ -459,7 +402,7 @@ class PaperStore:
         if len(parts) != parts[0][0]["parts"]:
             return None  # the journal itself was cut short: the batch's rows were never written
         data = json.loads("".join(document for _, document in parts))
-        return data["absent"], data["owners"], _rows_from_json(data["papers"]), _rows_from_json(data["sentences"])
+        return data["absent"], data["owners"], rows_from_json(data["papers"]), rows_from_json(data["sentences"])
 
     def _drop_journal(self) -> None:
         try:
@@ -472,8 +415,8 @@ class PaperStore:
 
     @staticmethod
     def _delete(collection, ids: Sequence[str]) -> None:
-        for start in range(0, len(ids), _WRITE_BATCH):
-            collection.delete(ids=list(ids[start : start + _WRITE_BATCH]))
+        for start in range(0, len(ids), WRITE_BATCH):
+            collection.delete(ids=list(ids[start : start + WRITE_BATCH]))
 
     @staticmethod
     def _upsert_all(collection, rows: Rows) -> None:
@@ -494,19 +437,3 @@ class PaperStore:
             self._collection.upsert(
                 ids=batch.ids, embeddings=batch.embeddings, documents=batch.documents, metadatas=metadatas
             )
-
-
-def _rows_to_json(rows: Rows) -> dict:
-    vectors = np.stack(rows.embeddings).astype(np.float32) if rows.ids else np.zeros((0, 0), dtype=np.float32)
-    return {
-        "ids": rows.ids,
-        "documents": rows.documents,
-        "metadatas": rows.metadatas,
-        "shape": list(vectors.shape),
-        "embeddings": base64.b64encode(vectors.tobytes()).decode(),
-    }
-
-
-def _rows_from_json(data: dict) -> Rows:
-    vectors = np.frombuffer(base64.b64decode(data["embeddings"]), dtype=np.float32).reshape(data["shape"])
-    return Rows(list(data["ids"]), list(vectors), list(data["documents"]), list(data["metadatas"]))

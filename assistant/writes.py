@@ -1,0 +1,95 @@
+"""What one store write carries and what the store says about writes in progress.
+
+:class:`Rows` are rows as Chroma takes them (also the undo journal of a write, stored
+as JSON by :func:`rows_to_json`); :class:`StoreState` is the papers collection's
+metadata: generation, commit sequence and the pending mark of a batch being written,
+with whether that writer is still alive. The write protocol itself is in
+:mod:`assistant.store`.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+WRITE_BATCH = 256
+LEASE_SECONDS = 600  # a pending mark older than this is an abandoned write, whoever made it
+
+
+@dataclass(frozen=True)
+class StoreState:
+    """The papers collection's metadata: what the BM25 index and caches key on."""
+
+    generation: str
+    seq: int
+    pending: str  # "" or "token|host|pid|unix time" of a batch being written
+
+    @property
+    def pending_token(self) -> str:
+        return self.pending.split("|", 1)[0] if self.pending else ""
+
+    def writer_alive(self) -> bool:
+        """Is the writer that marked the store pending still at it?"""
+        if not self.pending:
+            return False
+        try:
+            _, host, pid, started = self.pending.split("|")
+            pid_, started_ = int(pid), float(started)
+        except ValueError:
+            return False
+        if time.time() - started_ > LEASE_SECONDS:
+            return False
+        if host == socket.gethostname():
+            if pid_ == os.getpid():
+                return True
+            try:
+                os.kill(pid_, 0)
+            except ProcessLookupError:
+                return False
+            except PermissionError:
+                return True
+        return True
+
+
+@dataclass
+class Rows:
+    """Rows as Chroma takes them; also the rollback journal of a write."""
+
+    ids: list[str] = field(default_factory=list)
+    embeddings: list[np.ndarray] = field(default_factory=list)
+    documents: list[str] = field(default_factory=list)
+    metadatas: list[dict] = field(default_factory=list)
+
+    def add(self, id: str, embedding: np.ndarray, document: str, metadata: dict) -> None:
+        self.ids.append(id)
+        self.embeddings.append(np.asarray(embedding, dtype=np.float32))
+        self.documents.append(document)
+        self.metadatas.append(metadata)
+
+    def batches(self, size: int = WRITE_BATCH) -> Iterable["Rows"]:
+        for start in range(0, len(self.ids), size):
+            end = start + size
+            yield Rows(self.ids[start:end], self.embeddings[start:end], self.documents[start:end], self.metadatas[start:end])
+
+
+def rows_to_json(rows: Rows) -> dict:
+    """Rows as JSON for the undo journal (embeddings as base64 float32)."""
+    vectors = np.stack(rows.embeddings).astype(np.float32) if rows.ids else np.zeros((0, 0), dtype=np.float32)
+    return {
+        "ids": rows.ids,
+        "documents": rows.documents,
+        "metadatas": rows.metadatas,
+        "shape": list(vectors.shape),
+        "embeddings": base64.b64encode(vectors.tobytes()).decode(),
+    }
+
+
+def rows_from_json(data: dict) -> Rows:
+    vectors = np.frombuffer(base64.b64decode(data["embeddings"]), dtype=np.float32).reshape(data["shape"])
+    return Rows(list(data["ids"]), list(vectors), list(data["documents"]), list(data["metadatas"]))
