@@ -105,11 +105,14 @@ def compose_answer(
 
     def paper_score(n: int) -> float:
         """The best sentence's relevance plus search's fused score (relative to the top
-        hit), weighted equally: search's first paper leads unless another answers
-        clearly better (answers should not cite worse than search ranks)."""
+        hit), weighted equally: the order of the papers after search's first."""
         return best_relevance(n) + _SEARCH_WEIGHT * sources[n].similarity
 
     order = sorted(per_paper, key=lambda n: -paper_score(n))
+    first = min(per_paper)  # sources are numbered in search order
+    if first == min(sources.sources) and best_relevance(first) >= floor:
+        order.remove(first)  # search's first paper answers: it leads (never cite worse than search ranks)
+        order.insert(0, first)
     lead = order[0]
     best = best_relevance(lead)
     several = wants_several(question)

@@ -51,7 +51,16 @@ class TermWeights:
 class RelevanceScorer:
     """Scores sentences against one question (see the module docstring)."""
 
-    def __init__(self, question: str, question_vector: np.ndarray, weights: TermWeights, settings: Settings) -> None:
+    def __init__(
+        self,
+        question: str,
+        question_vector: np.ndarray,
+        weights: TermWeights,
+        settings: Settings,
+        *,
+        lead: float | None = None,
+    ) -> None:
+        self.lead = lead  # the nearest paper's lead over the crowd (see nearest_lead); None: not judged
         self.vector = np.asarray(question_vector, dtype=np.float32)
         self.terms = set(query_terms(question))
         self.weights = weights
@@ -85,6 +94,15 @@ class RelevanceScorer:
         return "strong" if score >= self.settings.strong_relevance else "weak"
 
 
+def nearest_lead(nearest: Sequence[tuple[str, float]]) -> float | None:
+    """Cosine of the nearest paper minus that of the last one given (the crowd): large when
+    one paper is about the question, small when many are loosely near it. None when there
+    is no crowd to compare with."""
+    if len(nearest) < 2:
+        return None
+    return nearest[0][1] - nearest[-1][1]
+
+
 def names_every_term(query: str, hits: Sequence[Hit], settings: Settings) -> bool:
     """A moderately close paper contains every content word of the question: rare names
     ("PolyLoss") embed poorly but are unambiguous when matched in full."""
@@ -95,11 +113,15 @@ def names_every_term(query: str, hits: Sequence[Hit], settings: Settings) -> boo
 
 
 def answerable(scorer: RelevanceScorer, query: str, hits: Sequence[Hit]) -> bool:
-    """Answer only when some retrieved sentence addresses the question and some paper is
-    on its topic as a whole (both calibrated), or a paper names it in full; otherwise the
-    corpus has nothing on it."""
+    """Answer only when some retrieved sentence addresses the question, some paper is on
+    its topic as a whole, and (when the scorer knows the nearest paper's lead) the two stand
+    out from the crowd of loosely related papers (all calibrated); or a paper names it in
+    full. Otherwise the corpus has nothing on it."""
     if not hits:
         return False
     settings = scorer.settings
-    on_topic = max(h.similarity for h in hits) >= settings.relevance_threshold
-    return (on_topic and scorer.best(hits) >= settings.answer_relevance) or names_every_term(query, hits, settings)
+    best = scorer.best(hits)
+    on_topic = max(h.similarity for h in hits) >= settings.relevance_threshold and best >= settings.answer_relevance
+    if on_topic and scorer.lead is not None:
+        on_topic = best + settings.standout_weight * scorer.lead >= settings.answer_standout
+    return on_topic or names_every_term(query, hits, settings)

@@ -14,7 +14,10 @@ k papers of the shipped corpus, and for each lexical weight of a small grid:
   (no retrieved paper with a cosine of `relevance_threshold` or more: abstain);
 - the weight kept is the one that, so constrained, abstains on the most unanswerable
   questions (ties: the smaller weight);
-- `strong_relevance` sits just above the best score any unanswerable question reached.
+- `strong_relevance` sits just above the best score any unanswerable question reached;
+- `standout_weight` and `answer_standout` (best sentence relevance + weight x the nearest
+  paper's cosine lead over the `standout_rank`-th) are calibrated the same way, the
+  thresholds above fixed.
 
 The store is built in a temporary directory unless --store names one to reuse.
 """
@@ -31,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from assistant.library import Library  # noqa: E402
-from assistant.relevance import RelevanceScorer, TermWeights, names_every_term  # noqa: E402
+from assistant.relevance import RelevanceScorer, TermWeights, names_every_term, nearest_lead  # noqa: E402
 from assistant.settings import Settings  # noqa: E402
 
 FALSE_ABSTENTION_CEILING = 0.05
@@ -84,6 +87,44 @@ def main() -> None:
     print(f"\nrelevance_lexical_weight = {lexical_weight}")
     print(f"answer_relevance = {threshold:.3f}   (wrongly abstains on {wrong:.1%} of answerable, abstains on {right:.1%} of unanswerable)")
     print(f"strong_relevance = {max(strong, threshold):.3f}")
+    calibrate_standout(library, retrieved, weights, lexical_weight, threshold)
+
+
+STANDOUT_WEIGHTS = (0.25, 0.5, 1.0, 2.0, 4.0)
+
+
+def calibrate_standout(library: Library, retrieved: list, weights: TermWeights, lexical_weight: float, threshold: float) -> None:
+    """`standout_weight` and `answer_standout`, with the thresholds above fixed: for each
+    weight, the highest threshold that keeps wrong abstentions within the ceiling; the
+    weight kept abstains on the most unanswerable questions (ties: the smaller weight)."""
+    settings = library.settings.model_copy(update={"relevance_lexical_weight": lexical_weight, "answer_relevance": threshold})
+    rows = []
+    for row, hits, vector in retrieved:
+        best = RelevanceScorer(row["question"], vector, weights, settings).best(hits)
+        lead = nearest_lead(library.store.nearest(vector, settings.standout_rank)) or 0.0
+        named = names_every_term(row["question"], hits, settings)
+        passes = max(h.similarity for h in hits) >= settings.relevance_threshold and best >= threshold
+        rows.append((bool(row["expected_ids"]), best, lead, passes, named))
+    answerable = [r for r in rows if r[0]]
+    unanswerable = [r for r in rows if not r[0]]
+
+    def abstains(group: list, weight: float, cut: float) -> int:
+        return sum(not named and (not passes or best + weight * lead < cut) for _, best, lead, passes, named in group)
+
+    ceiling = int(FALSE_ABSTENTION_CEILING * len(answerable))
+    choices = []
+    for weight in STANDOUT_WEIGHTS:
+        cut = 0.0
+        for step in range(0, 3000):
+            if abstains(answerable, weight, step / 1000) > max(ceiling, abstains(answerable, weight, 0.0)):
+                break
+            cut = step / 1000
+        right = abstains(unanswerable, weight, cut)
+        choices.append((right, -weight, weight, cut))
+        print(f"standout weight {weight:.2f}: answer_standout {cut:.3f}  wrongly abstains {abstains(answerable, weight, cut)}/{len(answerable)}"
+              f"  abstains on unanswerable {right}/{len(unanswerable)} ({abstains(unanswerable, weight, 0.0)} without it)")
+    _, _, weight, cut = max(choices)
+    print(f"standout_weight = {weight}\nanswer_standout = {cut:.3f}")
 
 
 if __name__ == "__main__":

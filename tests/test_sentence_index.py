@@ -172,3 +172,24 @@ def test_a_failed_ingest_leaves_papers_and_sentences_as_they_were(tmp_path: Path
     assert {p.id: p.abstract for p in library.catalog()} == before_papers
     assert _sentence_state(library) == before_sentences
     assert library.store.generation == generation
+
+
+OFFLINE_RL = "Can I learn a good control policy purely from a fixed log of past interactions, without any further exploration?"
+SEPSIS = "predicting sepsis hours before onset from intensive care records"
+
+
+def test_a_question_no_paper_stands_out_for_is_not_answered(corpus_library: Library):
+    """Offline RL sounds in-domain: reinforcement-learning papers are loosely near and one
+    sentence clears the sentence threshold, but no paper stands out from the crowd, so the
+    corpus has nothing on it. The sepsis question has a paper far ahead of the crowd."""
+    pipeline = AnswerPipeline(corpus_library)
+    settings = corpus_library.settings
+    query, hits, scorer, _ = pipeline._retrieve(OFFLINE_RL, None, None, None)
+    assert scorer.lead is not None and scorer.best(hits) >= settings.answer_relevance  # the older rules would answer
+    assert scorer.best(hits) + settings.standout_weight * scorer.lead < settings.answer_standout
+    result = pipeline.answer(OFFLINE_RL)
+    assert result.abstained and result.answer.startswith("The corpus has no paper on this.")
+
+    query, hits, scorer, _ = pipeline._retrieve(SEPSIS, None, None, None)
+    assert relevance.answerable(scorer, query, hits)
+    assert scorer.lead > relevance.nearest_lead(corpus_library.store.nearest(pipeline.library.embedder.embed_one(OFFLINE_RL), 30))
