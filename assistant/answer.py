@@ -22,7 +22,7 @@ from .citations import CheckedSentence, CitedText, Verifier, extractive, render
 from .compose import compose_answer
 from .evidence import EvidenceSentence, SourceSet
 from .library import Library
-from .errors import InputError
+from .errors import InputError, LLMError
 from .llm import LLM, Request
 from .retrieval import Filters, Hit
 from .rewrite import has_dangling_opening
@@ -66,6 +66,7 @@ class AnswerResult:
     raw: str = ""  # what the model wrote, before verification
     request: Request | None = field(default=None, repr=False)  # exactly what the model was sent
     model: str = ""
+    notice: str = ""  # what the reader should know about how the answer was made (e.g. the model server failed)
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -97,6 +98,7 @@ class AnswerResult:
             "removed_citations": self.cited.removed_citations if self.cited else 0,
             "nearest": [h.to_dict() for h in self.hits] if self.abstained else [],
             "model": self.model,
+            "notice": self.notice,
             "timings": {key: round(value, 4) for key, value in self.timings.items()},
         }
 
@@ -165,27 +167,24 @@ class AnswerPipeline:
         evidence = sources.select_evidence(query_vector, self.settings.evidence_sentences, scorer.score)
         result.timings["evidence_s"] = time.perf_counter() - started - result.timings["retrieval_s"]
 
-        llm = self.llm
-        result.model = llm.name
-        request = result.request = self._request(llm, question, evidence)
         verifier = Verifier(sources, self.settings.support_threshold)
-        verified_prefix = ""
         generation_started = time.perf_counter()
-        with closing(generation.stream(llm, request, stop)) as tokens:  # closing frees the model at once
-            for token in tokens:
-                if not result.raw:
-                    result.timings["first_token_s"] = time.perf_counter() - started
-                result.raw += token
-                complete = _complete_prefix(result.raw)
-                if complete != verified_prefix:
-                    verified_prefix = complete
-                    if self._publish(result, verifier.check(complete), sources, scorer):
-                        yield result
+        try:
+            yield from self._generate(result, question, evidence, verifier, scorer, stop, started)
+        except LLMError as exc:
+            if not self.settings.llm_url:
+                raise  # a local model that cannot run is a set-up problem to fix, not to hide
+            # A model server that is down or frozen must not cost the researcher the answer:
+            # grounding never depended on it, so compose from the abstracts and say so.
+            result.notice = f"{exc} This answer was composed from the abstracts without the model."
+            result.raw = ""
+            result.cited = None
         result.timings["generation_s"] = time.perf_counter() - generation_started
         self._publish(result, verifier.check(result.raw), sources, scorer)
-        if not _reads_well(result.cited):
-            # The model's text did not survive, or survived only as pasted quotes or
-            # sentences that lean on their abstract: compose the answer instead.
+        if not _reads_well(result.cited) or _passes_over_the_first(result.cited, sources, scorer):
+            # The model's text did not survive, survived only as pasted quotes or sentences
+            # that lean on their abstract, or cites other papers than search's first one
+            # although that one answers: compose the answer instead.
             dropped = result.cited.dropped if result.cited else []
             result.mode = "composed"
             result.cited = compose_answer(question, sources, scorer.score, self.settings)
@@ -207,6 +206,24 @@ class AnswerPipeline:
 
     # --- helpers ---------------------------------------------------------------------
 
+    def _generate(self, result: AnswerResult, question: str, evidence, verifier: Verifier, scorer, stop, started: float) -> Iterator[AnswerResult]:
+        """Stream the model's answer into `result`, yielding it whenever a further sentence
+        is verified."""
+        llm = self.llm
+        result.model = llm.name
+        request = result.request = self._request(llm, question, evidence)
+        verified_prefix = ""
+        with closing(generation.stream(llm, request, stop)) as tokens:  # closing frees the model at once
+            for token in tokens:
+                if not result.raw:
+                    result.timings["first_token_s"] = time.perf_counter() - started
+                result.raw += token
+                complete = _complete_prefix(result.raw)
+                if complete != verified_prefix:
+                    verified_prefix = complete
+                    if self._publish(result, verifier.check(complete), sources=result.sources, scorer=scorer):
+                        yield result
+
     def _retrieve(self, question: str, history: list[Turn] | None, k: int | None, filters: Filters | None):
         """(query, hits, relevance scorer, query vector) for the question, read as a
         follow-up of `history` when it sounds like one."""
@@ -216,7 +233,8 @@ class AnswerPipeline:
         if is_follow_up(question, history):
             hits = self._keep_focus(hits, history[-1].cited_ids, query, vector)  # type: ignore[index]
         weights = self.library.derived("term_weights", relevance.TermWeights)
-        return query, hits, relevance.RelevanceScorer(query, vector, weights, self.settings), vector
+        lead = relevance.nearest_lead(self.library.store.nearest(vector, self.settings.standout_rank))
+        return query, hits, relevance.RelevanceScorer(query, vector, weights, self.settings, lead=lead), vector
 
     def _keep_focus(self, hits: list[Hit], focus_ids: list[str], query: str, query_vector: np.ndarray) -> list[Hit]:
         """A follow-up is about the papers just cited: put them first among the sources."""
@@ -298,6 +316,18 @@ def _reads_well(cited: CitedText | None) -> bool:
     if all(c.support >= 0.999 for c in cited.citations):
         return False
     return not any(has_dangling_opening(sentence) for sentence, _ in cited.sentences)
+
+
+def _passes_over_the_first(cited: CitedText | None, sources: SourceSet, scorer: relevance.RelevanceScorer) -> bool:
+    """Search's first paper has a sentence that answers the question, yet the text does not
+    cite it (answers must not cite worse than search ranks)."""
+    if cited is None or not sources.sources:
+        return False
+    first = sources[min(sources.sources)]
+    if any(c.id == first.paper.id for c in cited.citations):
+        return False
+    floor = scorer.settings.answer_relevance
+    return any(scorer.score(s, v) >= floor for s, v in zip(first.sentences, first.vectors))
 
 
 def _complete_prefix(raw: str) -> str:

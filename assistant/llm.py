@@ -158,26 +158,64 @@ class LlamaCppBackend:
 
 
 class OpenAIHTTPBackend:
-    """Streams from /v1/completions or /v1/chat/completions with server-sent events."""
+    """Streams from /v1/completions or /v1/chat/completions with server-sent events.
+
+    Every request waits at most ``settings.llm_timeout_s`` to connect and then for each
+    next piece of the answer: a llama.cpp server that is down, frozen (SIGSTOP, swapped
+    out) or busy forever becomes one :class:`LLMError` naming the server and the fix,
+    never a hang or an httpx traceback."""
 
     def __init__(self, base_url: str, settings: Settings) -> None:
         self.base_url = base_url.rstrip("/")
         if not self.base_url.endswith("/v1"):
             self.base_url += "/v1"
+        self.timeout_s = float(settings.llm_timeout_s)
         self._client = httpx.Client(
-            timeout=httpx.Timeout(connect=5.0, read=300.0, write=30.0, pool=30.0),
+            # connect, read (each next chunk of the stream), write and pool: one limit
+            timeout=httpx.Timeout(self.timeout_s),
             headers={"Authorization": f"Bearer {settings.llm_api_key}"},
         )
+        self._tokenize_path: str | None = None  # the server's tokenizer route, once found
+        self._no_tokenizer = False
         try:
             models = self._client.get(f"{self.base_url}/models").raise_for_status().json()
-        except httpx.HTTPError as exc:
-            raise LLMError(f"cannot reach the LLM server at {self.base_url}: {exc}") from exc
-        entries = models.get("data") or [{}]
+        except (httpx.HTTPError, ValueError) as exc:
+            raise self.failure(exc) from exc
+        entries = (models.get("data") if isinstance(models, dict) else None) or [{}]
         self.model_id = entries[0].get("id", "default")
         self.name = f"{self.model_id} @ {self.base_url}"
         self.n_ctx = settings.n_ctx
         self._root = self.base_url[: -len("/v1")]
         self.chat = self._wants_chat(settings.prompt_style)
+
+    def failure(self, exc: BaseException) -> LLMError:
+        """One readable line for a failed request: which server, what happened, the fix."""
+        where = f"the llama.cpp server at {self.base_url}"
+        if isinstance(exc, httpx.ConnectTimeout):
+            return LLMError(
+                f"{where} did not accept a connection within {self.timeout_s:g} s: check that it is running and reachable, "
+                "or raise ASSISTANT_LLM_TIMEOUT_S"
+            )
+        if isinstance(exc, httpx.TimeoutException):
+            return LLMError(
+                f"{where} sent nothing for {self.timeout_s:g} s: it is frozen or overloaded; restart it or check its log, "
+                "or raise ASSISTANT_LLM_TIMEOUT_S for a slow machine"
+            )
+        if isinstance(exc, httpx.ConnectError):
+            return LLMError(
+                f"cannot reach {where} ({_reason(exc)}): start it (python -m llama_cpp.server --model FILE.gguf --port PORT) "
+                "or set --llm-url / ASSISTANT_LLM_URL to a running one"
+            )
+        if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
+            return LLMError(f"{where} closed the connection mid-answer ({_reason(exc)}): did it crash or restart? Check its log and ask again")
+        if isinstance(exc, httpx.HTTPStatusError):
+            return LLMError(
+                f"{where} answered HTTP {exc.response.status_code} to {exc.request.url.path}: is --llm-url an OpenAI-compatible "
+                "llama.cpp server (python -m llama_cpp.server or llama-server)?"
+            )
+        if isinstance(exc, (ValueError, KeyError, IndexError, TypeError)):
+            return LLMError(f"{where} sent a reply that is not OpenAI-compatible JSON: is --llm-url a llama.cpp server?")
+        return LLMError(f"{where} failed: {_reason(exc)}")
 
     def _wants_chat(self, style: str) -> bool:
         """llama-server reports its model's chat template at /props. `python -m
@@ -189,17 +227,33 @@ class OpenAIHTTPBackend:
         try:
             props = self._client.get(f"{self._root}/props")
             return props.status_code == 200 and server_reports_chat(props.json())
+        except httpx.TimeoutException as exc:  # it answered /models but froze since
+            raise self.failure(exc) from exc
         except (httpx.HTTPError, ValueError, AttributeError):
             return False
 
     def count_tokens(self, text: str) -> int:
-        for path, key in (("/extras/tokenize", "tokens"), ("/tokenize", "tokens")):
-            try:
-                response = self._client.post(f"{self._root}{path}", json={"input": text, "content": text})
-                if response.status_code == 200:
-                    return len(response.json()[key])
-            except (httpx.HTTPError, KeyError, ValueError):
-                continue
+        """Tokens by the server's own tokenizer (/extras/tokenize of llama_cpp.server,
+        /tokenize of llama-server), else an estimate. A frozen server is an LLMError here
+        (not a silent estimate), so fitting a prompt never waits once per try."""
+        if not self._no_tokenizer:
+            paths = [self._tokenize_path] if self._tokenize_path else ["/extras/tokenize", "/tokenize"]
+            for path in paths:
+                try:
+                    response = self._client.post(f"{self._root}{path}", json={"input": text, "content": text})
+                except httpx.TimeoutException as exc:
+                    raise self.failure(exc) from exc
+                except httpx.HTTPError:
+                    continue
+                try:
+                    if response.status_code == 200:
+                        tokens = len(response.json()["tokens"])
+                        self._tokenize_path = path
+                        return tokens
+                except (KeyError, ValueError, TypeError):
+                    pass
+            if self._tokenize_path is None:
+                self._no_tokenizer = True  # neither route exists: do not ask again
         return max(1, len(text) // 4)  # the server offers no tokenizer: a conservative estimate
 
     def stream(self, request: Request) -> Iterator[str]:
@@ -223,19 +277,36 @@ class OpenAIHTTPBackend:
             with self._client.stream("POST", url, json=body) as response:
                 if response.status_code != 200:
                     response.read()
-                    raise LLMError(f"LLM server answered {response.status_code}: {response.text[:300]}")
+                    raise LLMError(f"the llama.cpp server at {self.base_url} answered {response.status_code}: {response.text[:300]}")
+                last_text = time.monotonic()
                 for line in response.iter_lines():
+                    # httpx's read timeout restarts with every byte: keep-alive pings
+                    # ("": ping") from a server that writes no token must not keep us waiting.
+                    if time.monotonic() - last_text > self.timeout_s:
+                        raise httpx.ReadTimeout("no token", request=response.request)
                     if not line.startswith("data:"):
                         continue
                     payload = line[len("data:") :].strip()
                     if payload == "[DONE]":
                         return
-                    choice = json.loads(payload)["choices"][0]
+                    event = json.loads(payload)
+                    if isinstance(event, dict) and event.get("error"):
+                        raise LLMError(f"the llama.cpp server at {self.base_url} reported an error: {str(event['error'])[:300]}")
+                    choice = event["choices"][0]
                     text = (choice.get("delta") or {}).get("content") if chat else choice.get("text")
                     if text:
+                        last_text = time.monotonic()
                         yield text
-        except httpx.HTTPError as exc:
-            raise LLMError(f"the LLM server at {self.base_url} failed: {exc}") from exc
+        except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError) as exc:
+            raise self.failure(exc) from exc
+
+
+def _reason(exc: BaseException) -> str:
+    """The short cause of a network error ("connection refused"), not its repr."""
+    text = str(exc).strip() or type(exc).__name__
+    if "Connection refused" in text or "Errno 111" in text:
+        return "connection refused"
+    return text.splitlines()[0][:200]
 
 
 # --- one model per process -------------------------------------------------------------
@@ -249,6 +320,8 @@ def get_llm(settings: Settings) -> LLM:
     `loaded_models` most recently used stay loaded, so trying GGUFs one after another in
     the UI does not pile them up in memory (a generation in progress keeps its own)."""
     key = (settings.llm_url, settings.model, settings.n_ctx, settings.prompt_style, settings.n_threads)
+    if settings.llm_url:
+        key += (settings.llm_timeout_s,)  # a server client waits as long as it was made to
     with _models_lock:
         if key not in _models:
             started = time.perf_counter()

@@ -88,6 +88,13 @@ class Settings(BaseSettings):
     )
     collection: str = "papers"
 
+    chroma_timeout_s: float = Field(
+        default=30.0,
+        ge=0.5,
+        le=3600.0,
+        description="Longest wait for one Chroma server request before the store is reported unreachable.",
+    )
+
     # --- models ------------------------------------------------------------
     embedding_model: str | None = Field(
         default=None,
@@ -121,6 +128,12 @@ class Settings(BaseSettings):
             "auto | chat | completion. auto: chat when the GGUF (or llama-server's /props) has a chat template; "
             "`python -m llama_cpp.server` reports none, so set ASSISTANT_PROMPT_STYLE=chat for an instruct model there."
         ),
+    )
+    llm_timeout_s: float = Field(
+        default=120.0,
+        ge=1.0,
+        le=3600.0,
+        description="Longest wait for a llama.cpp server to connect or send its next token before the answer falls back.",
     )
     loaded_models: int = Field(default=2, ge=1, le=8, description="Models kept loaded at once (least recently used go first).")
     n_ctx: int = Field(default=2048, ge=256, le=131072)
@@ -176,13 +189,25 @@ class Settings(BaseSettings):
         default=0.0, ge=0.0, le=2.0, description="Weight of the question's terms found in a sentence, beside its cosine."
     )
     answer_relevance: float = Field(
-        default=0.41,
+        default=0.409,
         ge=0.0,
         le=2.0,
         description="Relevance from which a sentence answers the question; when no retrieved sentence reaches it, abstain.",
     )
+    # The standout rule: a question the corpus answers has a paper that stands out from
+    # the crowd; one that only sounds in-domain finds many papers loosely near and none
+    # apart. standout = best sentence relevance + standout_weight x (cosine of the nearest
+    # paper - cosine of the standout_rank-th). Calibrated by benchmarks/calibrate_relevance.py.
+    standout_rank: int = Field(default=30, ge=2, le=1000, description="The paper the nearest one is compared with.")
+    standout_weight: float = Field(default=1.0, ge=0.0, le=10.0, description="Weight of the nearest paper's lead over the crowd.")
+    answer_standout: float = Field(
+        default=0.570,
+        ge=0.0,
+        le=5.0,
+        description="Below this standout score nothing in the corpus answers the question apart from the crowd: abstain.",
+    )
     strong_relevance: float = Field(
-        default=0.61,
+        default=0.607,
         ge=0.0,
         le=2.0,
         description="Relevance labelled 'answers the question: strong' (no unanswerable calibration question reached it).",

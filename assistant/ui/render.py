@@ -52,7 +52,7 @@ class ChatEntry:
     cards: list[SourceCard] = field(default_factory=list)
     nearest: list[SourceCard] = field(default_factory=list)
     papers_read: int = 0
-    message: str = ""  # the error, for status == "error"
+    message: str = ""  # the error, for status == "error"; otherwise how the answer was made (e.g. the model server failed)
     seconds: float | None = None
     model: str = ""
     turn: Any = None  # answer.Turn, for follow-up questions
@@ -91,11 +91,25 @@ def safe_url(url: str) -> str:
     return url if url.lower().startswith(("http://", "https://")) else ""
 
 
-_EMPHASIS = re.compile(r"\*([^*\s][^*\n]{0,300}?)\*")  # *Paper name* in composed answers
+def paper_names(titles: Iterable[str]) -> list[str]:
+    """How answers and summaries name these papers in italics (``*MiniCPM*``): the
+    composer writes ``*<short name>*`` (assistant/rewrite.py), nothing else is markup."""
+    from ..rewrite import short_name
+
+    return list(dict.fromkeys(short_name(t) for t in titles if t and t.strip()))
+
+
+def _names_pattern(names: Iterable[str], escape) -> re.Pattern | None:
+    """``*name*`` for the given names (not inside ``**…**``), longest name first."""
+    wanted = sorted({escape(n) for n in names if n and n.strip()}, key=len, reverse=True)
+    if not wanted:
+        return None
+    return re.compile(r"(?<!\*)\*(" + "|".join(map(re.escape, wanted)) + r")\*(?!\*)")
 
 
 def link_citations(text: str, turn: int, titles: dict[int, str] | None = None) -> str:
-    """Escape text and turn each [n] into a link to source card src-<turn>-<n>."""
+    """Escape text and turn each [n] into a link to source card src-<turn>-<n>; the
+    cited papers' names in ``*…*`` become italics (see :func:`emphasize`)."""
     titles = titles or {}
 
     def repl(match: re.Match) -> str:
@@ -103,12 +117,48 @@ def link_citations(text: str, turn: int, titles: dict[int, str] | None = None) -
         tip = f' title="{esc(titles[n])}"' if n in titles else ""
         return f'<a class="cite" href="#src-{turn}-{n}"{tip}>[{n}]</a>'
 
-    return emphasize(_MARKERS.sub(repl, esc(text)))
+    return emphasize(_MARKERS.sub(repl, esc(text)), paper_names(titles.values()))
 
 
-def emphasize(html: str) -> str:
-    """*Paper name* (how composed answers name papers) in italics."""
-    return _EMPHASIS.sub(r"<em>\1</em>", html)
+def emphasize(html: str, names: Iterable[str] = ()) -> str:
+    """*Paper name* (how composed answers name papers) in italics, for the `names` of
+    the papers shown only: asterisks that come from an abstract or from the model
+    (``**bold**``, ``*x*``) stay text, like every other Markdown sign in evidence."""
+    pattern = _names_pattern(names, esc)
+    return pattern.sub(r"<em>\1</em>", html) if pattern else html
+
+
+# Signs Markdown reads as emphasis, code, links/images, table cells, strikethrough, raw
+# HTML or entities anywhere in a line; and what opens a heading, quote, list or
+# setext underline at a line's start ("1." and "1)" get the backslash after the digits).
+_MD_INLINE = re.compile(r"([\\`*_\[\]<>|~&!])")
+_MD_LINE_SIGN = re.compile(r"^([ \t]*)([#>+=-])", re.MULTILINE)
+_MD_LINE_NUMBER = re.compile(r"^([ \t]*\d+)([.)])", re.MULTILINE)
+
+
+def _md_escape(text: str) -> str:
+    escaped = _MD_INLINE.sub(r"\\\1", text)
+    escaped = _MD_LINE_SIGN.sub(r"\1\\\2", escaped)
+    return _MD_LINE_NUMBER.sub(r"\1\\\2", escaped)
+
+
+def markdown_text(text: str, names: Iterable[str] = ()) -> str:
+    """Corpus or model text (an abstract's sentence, a title, a message) for a Markdown
+    view (summaries, reports), shown as exactly the text it is: ``**bold**``, ``_x_``,
+    `` `code` ``, ``[link](javascript:…)``, ``<b>`` and ``&amp;`` are backslash-escaped,
+    as is a line start that would open a heading, quote or list. `names` are the paper
+    names the composer puts in italics (``*MiniCPM*``): those alone stay emphasis."""
+    text = text or ""
+    pattern = _names_pattern(names, lambda n: n)
+    if pattern is None:
+        return _md_escape(text)
+    out, last = [], 0
+    for match in pattern.finditer(text):
+        out.append(_md_escape(text[last : match.start()]))
+        out.append("*" + _MD_INLINE.sub(r"\\\1", match.group(1)) + "*")
+        last = match.end()
+    out.append(_md_escape(text[last:]))
+    return "".join(out)
 
 
 def highlight(abstract: str, sentences: Iterable[str]) -> str:
@@ -170,11 +220,16 @@ def header_html(subtitle: str) -> str:
 # --- chat --------------------------------------------------------------------------------------
 
 
-def render_card(card: SourceCard, turn: int, *, open_: bool = False, score_label: str = "support") -> str:
+def render_card(
+    card: SourceCard, turn: int, *, open_: bool = False, score_label: str = "support", names: Iterable[str] | None = None
+) -> str:
+    """One source card; `names`: the answer's paper names its claims may italicize
+    (default: this card's own)."""
     claims = ""
     if card.claims:
+        names = paper_names([card.title]) if names is None else names
         items = "".join(
-            f'<div class="claim">“{emphasize(esc(sentence))}” — <b>{score:.2f}</b></div>' for sentence, score in card.claims
+            f'<div class="claim">“{emphasize(esc(sentence), names)}” — <b>{score:.2f}</b></div>' for sentence, score in card.claims
         )
         claims = f'<div class="claims"><div class="claim">Supports in the answer:</div>{items}</div>'
     abstract = highlight(card.abstract, card.evidence) if card.abstract else '<span class="muted">(abstract unavailable)</span>'
@@ -209,7 +264,7 @@ def render_answer(entry: ChatEntry, turn: int) -> str:
     if entry.status == "error":
         return (
             f'<div class="answer error"><p class="headline">Could not answer: {esc(entry.message)}</p>'
-            f'<div class="meta">Nothing was sent anywhere; fix the problem and ask again.</div></div>'
+            f'<div class="meta">The library is unchanged; fix the problem and ask again.</div></div>'
         )
     if entry.status == "abstained":
         items = "".join(
@@ -243,6 +298,8 @@ def render_answer(entry: ChatEntry, turn: int) -> str:
         meta = "Quoted from the abstracts: the model's own wording could not be verified against them."
     else:
         meta = "Each sentence was checked against the abstract it cites."
+    if entry.message:
+        meta = f"{entry.message} {meta}"
     meta += _seconds(entry) if entry.finished else ""
     pending = " pending" if not entry.finished else ""
     copy = f' · <a class="copy" href="#copy-{turn}" title="Copy the answer and its references as text">Copy</a>' if entry.finished else ""
@@ -274,7 +331,8 @@ def _turn_body(entry: ChatEntry, turn: int, *, latest: bool) -> str:
         if entry.status == "error":
             return '<div class="turn-note">No sources: the answer failed.</div>'
         return '<div class="turn-note">Looking for sources…</div>' if not entry.finished else '<div class="turn-note">No cited sources.</div>'
-    return "".join(render_card(c, turn, open_=latest and i == 0) for i, c in enumerate(entry.cards))
+    names = paper_names(c.title for c in entry.cards)
+    return "".join(render_card(c, turn, open_=latest and i == 0, names=names) for i, c in enumerate(entry.cards))
 
 
 def render_sources(entries: Sequence[ChatEntry]) -> str:

@@ -48,6 +48,11 @@ class Runtime:
         self._runs: dict[str, Run] = {}  # session -> its running answer
         self._pending: dict[tuple[str, str], tuple[float, bool]] = {}  # (session, run id) -> (when, cleared)
 
+    @property
+    def generation_slots(self) -> int:
+        """Answers and summaries running at once (see :func:`generation_slots`)."""
+        return generation_slots(self.library.settings)
+
     def start_run(self, session: str, run_id: str = "") -> Run:
         """Register the session's answer; its stop flag is already set when Stop (or
         Clear) named this run before it got going."""
@@ -111,6 +116,17 @@ class Runtime:
         if problem:
             raise InputError(problem)
         return self.settings_for(k, temperature, max_tokens, model, llm_url)
+
+
+def generation_slots(settings: Settings) -> int:
+    """How many answers and summaries (Gradio's "chat" concurrency group) run at once.
+
+    An in-process GGUF has one llama.cpp context: it writes for one request at a time,
+    so a second running answer would only wait on the model's lock while its page says
+    "writing…". With one slot it waits in Gradio's queue instead, first come first
+    served, and its page shows its place and ETA. A llama.cpp server (--llm-url) may
+    serve several requests in parallel (llama-server --parallel), so it gets more."""
+    return 4 if settings.llm_url else 1
 
 
 def session_id(request: Any) -> str:

@@ -10,6 +10,8 @@ token; the papers not summarized yet are quoted, so the summary still comes back
 # No `from __future__ import annotations` here: Gradio finds gr.Request / gr.SelectData
 # parameters by evaluating handler annotations, and gradio is imported inside functions.
 
+import copy
+import dataclasses
 import re
 import shutil
 import tempfile
@@ -22,7 +24,7 @@ from ..records import Paper
 from ..references import format_references
 from ..settings import Settings
 from ..table import COLUMNS, COLUMN_TITLES, LiteratureTable, build_table
-from .render import esc, escape_markdown_html, highlight, meta_line, notice
+from .render import esc, escape_markdown_html, highlight, markdown_text, meta_line, notice, paper_names
 from .session import Runtime, gradio_progress, session_id, show_error
 from .settings import SettingsUI
 
@@ -75,6 +77,32 @@ def referenced_papers(summary) -> list[Paper]:
         if cited:
             return cited
     return papers
+
+
+def summary_markdown(summary) -> str:
+    """The summary as the UI shows and exports it: the same Markdown the summarizer
+    renders, with every sentence (quoted from an abstract or written by the model) shown
+    as text, so ``**bold**``, ``[link](javascript:…)`` or backticks in an abstract are
+    never formatting or links (render.markdown_text; titles and headings are escaped by
+    the summarizer already). Only the papers' names stay in italics. The summary object
+    itself is left as it is: this is a display copy."""
+    if getattr(summary, "abstained", False) or not hasattr(summary, "render"):
+        return summary.markdown  # the nearest titles only, escaped by the summarizer
+    papers = list(getattr(summary, "papers", []) or [])
+    if getattr(summary, "paper", None) is not None:
+        papers.append(summary.paper)
+    names = paper_names(p.title for p in papers)
+    shown = copy.copy(summary)
+    if hasattr(summary, "overview"):  # a topic summary
+        shown.overview = [(markdown_text(text, names), numbers) for text, numbers in summary.overview]
+        shown.themes = [
+            dataclasses.replace(theme, sentences=[(markdown_text(text, names), numbers) for text, numbers in theme.sentences])
+            for theme in summary.themes
+        ]
+    else:  # one paper's summary
+        shown.statements = {role: markdown_text(text, names) for role, text in summary.statements.items()}
+        shown.tldr = markdown_text(summary.tldr, names)
+    return shown.render("markdown")
 
 
 def _download_folder(max_age_s: float = 3600.0) -> Path:
@@ -266,6 +294,7 @@ def create_ui(initial_choices: list[tuple[str, str]]) -> SummaryUI:
             output = gr.Markdown(
                 "Pick a topic or a paper: the summary cites the papers it draws on and lists them as references.",
                 elem_id="summary-output",
+                latex_delimiters=[],  # quoted sentences show "$$…$$" as written (see summary_markdown)
             )
     table = create_table_ui()
     return SummaryUI(topic, n_papers, topic_btn, stop_btn, paper_picker, paper_btn, md_download, bib_download, output, table)
@@ -284,7 +313,7 @@ def create_event_handlers(ui: SummaryUI, settings_ui: SettingsUI, runtime: Runti
         return gr.DownloadButton(interactive=False)
 
     def outputs(summary, name: str):
-        markdown = escape_markdown_html(summary.markdown)  # titles and abstracts are text, never HTML
+        markdown = escape_markdown_html(summary_markdown(summary))  # titles and abstracts are text, never markup
         try:
             md_path, bib_path = write_downloads(markdown, referenced_papers(summary), name)
         except Exception as exc:  # noqa: BLE001 - the summary itself is still shown
@@ -297,7 +326,7 @@ def create_event_handlers(ui: SummaryUI, settings_ui: SettingsUI, runtime: Runti
         )
 
     def failed(exc: BaseException):
-        return f"**Could not summarize:** {escape_markdown_html(show_error(exc))}", off(), off()
+        return f"**Could not summarize:** {markdown_text(show_error(exc))}", off(), off()
 
     def summarize_topic_ui(text, n, k, temperature, max_tokens, model, llm_url, request: gr.Request, progress=gr.Progress()):
         text = (text or "").strip()
@@ -336,11 +365,10 @@ def create_event_handlers(ui: SummaryUI, settings_ui: SettingsUI, runtime: Runti
 
     summary_outputs = [ui.output, ui.md_download, ui.bib_download]
     topic_inputs = [ui.topic, ui.n_papers, *settings_ui.inputs]
-    ui.topic.submit(summarize_topic_ui, topic_inputs, summary_outputs, api_visibility="private", concurrency_id="chat")
-    ui.topic_btn.click(summarize_topic_ui, topic_inputs, summary_outputs, api_name="summarize_topic", concurrency_id="chat")
+    group = dict(concurrency_id="chat", concurrency_limit=runtime.generation_slots)  # one model: queued with the chat
+    ui.topic.submit(summarize_topic_ui, topic_inputs, summary_outputs, api_visibility="private", **group)
+    ui.topic_btn.click(summarize_topic_ui, topic_inputs, summary_outputs, api_name="summarize_topic", **group)
     ui.stop_btn.click(stop_summary, None, None, api_name="stop_summary", queue=False, show_progress="hidden")
-    ui.paper_btn.click(
-        summarize_paper_ui, [ui.paper_picker, *settings_ui.inputs], summary_outputs, api_name="summarize_paper", concurrency_id="chat"
-    )
+    ui.paper_btn.click(summarize_paper_ui, [ui.paper_picker, *settings_ui.inputs], summary_outputs, api_name="summarize_paper", **group)
     if ui.table is not None:
         create_table_handlers(ui.table, runtime)
