@@ -8,12 +8,8 @@ nothing is relevant, injected instructions have no effect).
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
-import time
 
-import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -25,7 +21,7 @@ from assistant.evidence import EvidenceSentence, SourceSet
 from assistant.llm import default_model_path
 from assistant.records import paper_id
 
-from conftest import free_port
+from servers import llama_server
 
 OBA = paper_id("Optimal Brain Apoptosis")
 CGS = paper_id("Convergent Graph Solvers")
@@ -212,36 +208,14 @@ def test_http_backend_against_a_real_llama_cpp_server(fixture_store_dir, tmp_pat
     from assistant.settings import Settings
 
     model = default_model_path(Settings().model_cache_dir)
-    port = free_port()
-    log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "2048", "--n_threads", "2"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}/v1"
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None, (tmp_path / "server.log").read_text()
-            assert time.monotonic() < deadline, "llama_cpp.server did not start"
-            time.sleep(0.5)
-        library = Library(Settings(store_dir=fixture_store_dir, llm_url=url))
+    with llama_server(model, tmp_path / "server.log") as server:
+        library = Library(Settings(store_dir=fixture_store_dir, llm_url=server.url))
         assert "127.0.0.1" in library.llm.name and not library.llm.chat
         result = answer_question(library, "Which pruning method computes the Hessian-vector product directly?")
         assert not result.abstained
         assert OBA in {r.id for r in result.references}
         assert result.raw, "the server generated text"
         assert_well_cited(result)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
 
 
 def test_a_new_question_that_merely_says_it_is_not_bound_to_the_last_papers(fixture_library):

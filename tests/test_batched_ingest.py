@@ -8,7 +8,6 @@ No timing assertions: embedding work is counted with the embedder's `calls`.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -22,14 +21,15 @@ import bm25s
 import numpy as np
 import pytest
 
-from assistant.lexical import MAX_SEGMENTS, LexicalIndex, index_dir, tokenize
+from assistant.lexical import MAX_SEGMENTS, LexicalIndex, tokenize
 from assistant.library import Library
 from assistant.readers import read_paths
 from assistant.records import Paper
 from assistant.settings import Settings
 from assistant.text import evidence_sentences
 
-from conftest import FIXTURE_PAPERS, free_port
+from conftest import FIXTURE_PAPERS
+from servers import assistant_server
 from test_chroma_server import chroma_url  # noqa: F401 - the real `chroma run` fixture
 
 BATCH = 8  # 33 fixture papers -> 5 committed batches
@@ -288,38 +288,11 @@ def paged_server(fixture_store_dir: Path, tmp_path_factory: pytest.TempPathFacto
         for i in range(40)
     ]
     Library(Settings(store_dir=store)).ingest_papers(extra)
-    port = free_port()
     log_path = store.parent / "serve.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
     env.update(ASSISTANT_STORE_DIR=str(store), NO_COLOR="1")
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "assistant.cli", "serve", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 240
-    import httpx
-
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"`assistant serve` exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
-        try:
-            if "running at" in log_path.read_text() and httpx.get(url, timeout=5).status_code == 200:
-                break
-        except (OSError, httpx.HTTPError):
-            pass
-        if time.monotonic() > deadline:
-            os.killpg(process.pid, signal.SIGKILL)
-            pytest.fail(f"the UI did not come up:\n{log_path.read_text()[-3000:]}")
-        time.sleep(0.5)
-    yield {"url": url, "store": store, "extra": extra}
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-    assert "Traceback" not in log_path.read_text()
+    with assistant_server([], env, log_path, timeout=240) as server:
+        yield {"url": server.url, "store": store, "extra": extra}
 
 
 def test_library_tab_pages_and_searches_on_the_server(paged_server):

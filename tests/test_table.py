@@ -8,21 +8,16 @@ import io
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 from assistant.library import Library
-from assistant.records import Paper
 from assistant.roles import ROLE_PROMPTS, TABLE_ROLE_PROMPTS, TABLE_RULES, assign_roles, choose_roles, has_cue
 from assistant.table import COLUMNS, TEXT_COLUMNS, build_table, data_clause, parse_columns
 
-from conftest import free_port
+from servers import assistant_server
 
 TOPIC = "neural network pruning and efficient deep networks"
 OFF_TOPIC = "how do I bake sourdough bread at home"
@@ -227,25 +222,11 @@ def test_ui_table_over_http(fixture_store_dir: Path, tmp_path_factory: pytest.Te
 
     store = tmp_path_factory.mktemp("table-ui") / "store"
     shutil.copytree(fixture_store_dir, store)
-    port = free_port()
     log_path = store.parent / "server.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
     env.update(ASSISTANT_STORE_DIR=str(store), NO_COLOR="1")
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "assistant.cli", "serve", "--port", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 180
-        while "running at" not in log_path.read_text():
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the UI did not come up:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
+    with assistant_server([], env, log_path) as server:
+        url = server.url
         client = Client(url, verbose=False)
         note, frame, cell_view, csv_button, md_button = client.predict(TOPIC, 4, ["method", "data", "code"], api_name="/literature_table")
         assert "Click a cell" in cell_view
@@ -263,10 +244,3 @@ def test_ui_table_over_http(fixture_store_dir: Path, tmp_path_factory: pytest.Te
         assert "| Paper | Method | Data | Code |" in texts[".md"]
         note, frame, _, _, _ = client.predict(OFF_TOPIC, 4, ["method"], api_name="/literature_table")
         assert "No paper in the library is on this topic" in note
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-    assert "Traceback" not in log_path.read_text()

@@ -17,10 +17,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
-import subprocess
-import sys
-import time
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,7 +43,7 @@ from assistant.ui import (
     render_sources,
     split_uploads,
 )
-from conftest import free_port
+from servers import assistant_server
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -223,50 +219,16 @@ def test_sliders_take_their_range_from_settings(fixture_library):
 # --- the running app ---------------------------------------------------------------------
 
 
-def _get(url: str, timeout: float = 2.0) -> int:
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        return response.status
-
-
 @pytest.fixture(scope="module")
 def server(fixture_store_dir: Path, tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path):
     """`assistant serve` over a private copy of the fixture store (uploads write to it)."""
     store = tmp_path_factory.mktemp("ui") / "store"
     shutil.copytree(fixture_store_dir, store)
-    port = free_port()
     log_path = artifacts_dir / "ui-server.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
     env.update(ASSISTANT_STORE_DIR=str(store), ASSISTANT_N_THREADS=os.environ.get("ASSISTANT_N_THREADS", "2"), NO_COLOR="1")
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "assistant.cli", "serve", "--port", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 180
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"`assistant serve` exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
-        try:
-            if "running at" in log_path.read_text() and _get(url) == 200:
-                break
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"the UI did not come up in 180 s:\n{log_path.read_text()[-3000:]}")
-        time.sleep(0.5)
-    yield {"url": url, "store": store, "log": log_path}
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-    log_text = log_path.read_text()
-    assert "Traceback" not in log_text, log_text[-3000:]
+    with assistant_server([], env, log_path) as running:
+        yield {"url": running.url, "store": store, "log": log_path}
 
 
 def test_serve_binds_loopback_and_prints_the_url(server):
