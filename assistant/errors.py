@@ -25,6 +25,11 @@ class StoreError(AssistantError):
     """The store cannot be opened, read or written (path, permissions, server)."""
 
 
+class DiskFull(StoreError):
+    """The disk holding a local store has no room for a write. Its own class so that a
+    caller running several batches can say which of them were kept."""
+
+
 class ModelNotFound(AssistantError):
     """A configured embedding model path or name cannot be loaded offline."""
 

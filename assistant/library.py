@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from .errors import EmptyStore, InputError, StoreError
+from .errors import DiskFull, EmptyStore, InputError, StoreError
 from .embeddings import Embedder, backend_for_store, get_embedder
 from .lexical import LexicalIndex, index_dir
 from .readers import Problem, read_paths
-from .records import Paper
+from .records import Paper, legacy_paper_id, normalize_title, paper_id
 from .retrieval import Filters, Hit, Mode, Retriever
 from . import progress as progress_
 from .progress import Progress
@@ -42,6 +42,7 @@ class _writer_lock:
     def __enter__(self) -> "_writer_lock":
         if self.settings.chroma_url:
             return self
+        import errno
         import fcntl
         import os
 
@@ -49,7 +50,12 @@ class _writer_lock:
         try:
             self.settings.store_dir.mkdir(parents=True, exist_ok=True)
             handle = open(path, "a+")
-        except OSError:
+        except OSError as exc:
+            if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):  # said now, before any reading or embedding
+                raise StoreError(
+                    f"cannot open the store at {self.settings.store_dir} for writing ({exc.strerror}): "
+                    "make it writable, or ingest into another --store"
+                ) from None
             return self  # the store itself will say what is wrong with the directory
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -87,6 +93,7 @@ class IngestReport:
     metadata_only: int = 0  # e.g. the paper was seen in one more file
     unchanged: int = 0
     embedded: int = 0  # texts sent to the embedder
+    rekeyed: int = 0  # stored under an id of the earlier ASCII-only id function, moved to today's id
 
     @property
     def papers_read(self) -> int:
@@ -102,6 +109,7 @@ class IngestReport:
             "metadata_only": self.metadata_only,
             "unchanged": self.unchanged,
             "embedded": self.embedded,
+            "rekeyed": self.rekeyed,
         }
 
 
@@ -237,6 +245,7 @@ class Library:
                 self.store.recover()  # a batch a killed ingest left half-written
             except Exception:  # noqa: BLE001 - the write below reports a store that cannot be written
                 pass
+            report.rekeyed = self._rekey_legacy_ids(papers)
             existing = self._existing_records([p.id for p in papers])
             to_embed: list[Paper] = []
             keep_vector: list[Paper] = []
@@ -276,8 +285,69 @@ class Library:
             done = 0
             for number, batch in enumerate(batches, start=1):
                 where = f"batch {number} of {len(batches)}" if len(batches) > 1 else ""
-                done = self._ingest_batch(batch, done, total, where, existing, progress)
+                try:
+                    done = self._ingest_batch(batch, done, total, where, existing, progress)
+                except DiskFull as full:
+                    if number == 1:
+                        raise
+                    kept = sum(len(b) for b in batches[: number - 1])
+                    committed = "batch 1" if number == 2 else f"batches 1-{number - 1}"
+                    message = str(full).replace("; nothing was changed", "")
+                    raise DiskFull(
+                        f"{message}; {committed} ({kept} papers) committed before it filled up are kept, nothing of "
+                        f"batch {number} was written: running the same ingest again adds the rest"
+                    ) from full
         return report
+
+    def _rekey_legacy_ids(self, papers: list[Paper]) -> int:
+        """Move papers a store keeps under an id of the earlier, ASCII-only id function to
+        today's id (one committed batch, vectors and sentences reused), so re-ingesting an
+        old store's files updates those papers instead of adding each a second time.
+
+        Only titles with non-ASCII letters have two ids. The old id is taken as this
+        paper's only when the stored title normalizes to the same title: the old function
+        gave every Chinese title one id (and "α-Net"/"β-Net" one), so a row under it may
+        hold another paper, which keeps its id. Returns the papers moved."""
+        by_old: dict[str, list[Paper]] = {}
+        for paper in papers:
+            old = legacy_paper_id(paper.title)
+            if old != paper.id and paper.id == paper_id(paper.title):  # explicit ids are never moved
+                by_old.setdefault(old, []).append(paper)
+        if not by_old:
+            return 0
+        stored = self.store.get(list(by_old), with_embeddings=True)
+        if not stored.ids:
+            return 0
+        matches: dict[str, str] = {}  # old id -> new id
+        for old, meta in zip(stored.ids, stored.metadatas):
+            title = normalize_title(meta.get("title", ""))
+            match = next((p for p in by_old[old] if normalize_title(p.title) == title), None)
+            if match is not None:
+                matches[old] = match.id
+        if not matches:
+            return 0
+        present = set(self.store.get(list(matches.values())).ids)  # already moved: the old row is a leftover
+        sentences_by_owner = self.store.sentence_rows(list(matches), with_embeddings=True)
+        rows, sentences = Rows(), Rows()
+        for old, vector, document, meta in zip(stored.ids, stored.embeddings, stored.documents, stored.metadatas):
+            new = matches.get(old)
+            if new is None or new in present:
+                continue
+            paper = Paper.from_metadata(meta)
+            paper.id = new
+            moved = paper.to_metadata()
+            if _SENTENCES_KEY in meta:
+                moved[_SENTENCES_KEY] = meta[_SENTENCES_KEY]
+            rows.add(new, vector, document, moved)
+        for id, vector, document, meta in zip(
+            sentences_by_owner.ids, sentences_by_owner.embeddings, sentences_by_owner.documents, sentences_by_owner.metadatas
+        ):
+            new = matches[meta["paper_id"]]
+            if new not in present:
+                sentences.add(sentence_id(new, int(meta["position"])), vector, document, {**meta, "paper_id": new})
+        self.store.write(rows, sentences, rows.ids, removed=list(matches))
+        self._lexical_index()
+        return len(rows.ids)
 
     def _ingest_batch(self, batch, done: int, total: int, where: str, existing: dict, progress: Progress | None) -> int:
         """Embed, write and index one batch; returns the papers embedded so far."""

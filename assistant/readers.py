@@ -10,7 +10,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,15 +80,29 @@ def read_paths(paths: Iterable[str | Path]) -> ReadResult:
 
 
 def _expand(paths: Iterable[str | Path], errors: list[str]) -> Iterator[Path]:
+    """Files to read, in order. A path that cannot be looked at (no permission, a
+    symlink loop) is one error and the other paths are still read; in a directory, any
+    entry with a paper-file suffix that is not a directory is yielded, so that a FIFO or a
+    broken link there is reported by read_file rather than silently left out."""
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
-            children = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
-            yield from children
-        elif path.exists():
-            yield path
-        else:
+        try:
+            is_dir = stat.S_ISDIR(path.stat().st_mode)
+        except FileNotFoundError:
             errors.append(f"{path}: no such file or directory")
+            continue
+        except OSError as exc:
+            errors.append(f"{path}: cannot read ({exc.strerror or exc}); skipped")
+            continue
+        if not is_dir:
+            yield path
+            continue
+        try:
+            children = sorted(p for p in path.rglob("*") if p.suffix.lower() in SUPPORTED_SUFFIXES and not p.is_dir())
+        except OSError as exc:
+            errors.append(f"{path}: cannot read the directory ({exc.strerror or exc}); skipped")
+            continue
+        yield from children
 
 
 def read_file(path: Path) -> tuple[list[Paper], list[Problem]]:
@@ -104,6 +120,10 @@ def read_file(path: Path) -> tuple[list[Paper], list[Problem]]:
             f"{path}: unknown file type {suffix or '(none)'}; supported: {', '.join(SUPPORTED_SUFFIXES)}"
         )
     try:
+        # Only regular files: opening a FIFO (or a device) named like a paper file would
+        # wait forever for a writer.
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise UnreadableFile(f"{path}: not a regular file (a FIFO, socket or device); skipped")
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise UnreadableFile(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc

@@ -54,6 +54,17 @@ def paper_id(title: str) -> str:
     return f"p-{digest[:12]}"
 
 
+def legacy_paper_id(title: str) -> str:
+    """The id the earlier, ASCII-only id function gave this title (letters outside a-z
+    dropped after removing accents). Stores built with it keep such ids for non-ASCII
+    titles; ingest moves them to :func:`paper_id` (Library._rekey_legacy_ids). For an
+    ASCII title it equals paper_id(title)."""
+    text = unicodedata.normalize("NFKD", title)
+    text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
+    text = " ".join(re.sub(r"[^a-z0-9]+", " ", text).split())
+    return f"p-{hashlib.sha1(text.encode('utf-8')).hexdigest()[:12]}"
+
+
 def extract_urls(text: str) -> list[str]:
     """Code/project links mentioned in an abstract, trailing punctuation stripped, in order, unique."""
     urls: list[str] = []

@@ -26,25 +26,43 @@ so the next writer, or any reader of the same store (local or the same Chroma se
 rolls the half-written batch back before it is used. A batch is therefore all-or-nothing
 even across kill -9; readers see only committed batches' BM25 (which follows the
 generation), and the rows of committed batches can be found by ``seq``.
+
+Faults of the parts underneath are one-line :class:`StoreError`s (see `chroma_client.py`):
+every request to a Chroma server times out after ``chroma_timeout_s``; a full disk under
+a local store is checked before a batch (an estimate) and, should it fill up during the
+write anyway, a reserve file written beforehand is deleted so the rollback has room; a
+read-only local store is searched from a private copy (Chroma 1.x writes to its
+database on every open, so it cannot open one in place).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Sequence
-from urllib.parse import urlparse
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
-from .errors import StoreError
+from .chroma_client import Guarded, free_bytes, open_client, reason, server_timeout_message, signals_held
+from .errors import AssistantError, DiskFull, StoreError
 from .records import Paper
 from .settings import Settings
-from .writes import LEASE_SECONDS, WRITE_BATCH, Rows, StoreState, rows_from_json, rows_to_json
+from .writes import (
+    ACTIVE_TOKENS,
+    LEASE_SECONDS,
+    WRITE_BATCH,
+    Rows,
+    StoreState,
+    estimated_bytes,
+    rows_from_json,
+    rows_to_json,
+)
 
 __all__ = ["PaperStore", "Rows", "StoreError", "StoreState", "sentence_id"]
 
@@ -54,30 +72,9 @@ _PENDING_KEY = "pending"
 _JOURNAL_CHUNK = 1_000_000  # characters of journal JSON per journal row
 
 
-def _open_client(settings: Settings):
-    import chromadb
-    from chromadb.config import Settings as ChromaSettings
-
-    chroma_settings = ChromaSettings(anonymized_telemetry=False)
-    if settings.chroma_url:
-        url = urlparse(settings.chroma_url)
-        if not url.hostname:
-            raise StoreError(f"--chroma-url {settings.chroma_url!r} is not a URL like http://host:port")
-        try:
-            return chromadb.HttpClient(
-                host=url.hostname,
-                port=url.port or (443 if url.scheme == "https" else 8000),
-                ssl=url.scheme == "https",
-                settings=chroma_settings,
-            )
-        except Exception as exc:
-            raise StoreError(f"cannot reach the Chroma server at {settings.chroma_url}: {exc}") from exc
-    path = settings.chroma_dir
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
-    except Exception as exc:
-        raise StoreError(f"cannot open the store at {path}: {exc}") from exc
+_MB = 1024 * 1024
+_RESERVE_NAME = ".rollback-reserve"  # in the store directory, see PaperStore._reserve
+_LOW_SPACE = 8 * _MB  # a failed local write with less free than this ran out of disk
 
 
 def sentence_id(paper_id: str, position: int) -> str:
@@ -90,7 +87,8 @@ class PaperStore:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.location = settings.chroma_url or str(settings.chroma_dir)
-        self._client = _open_client(settings)
+        client, self.read_only = open_client(settings)
+        self._client = Guarded(client, self._fault)
         self._collection = self._open_collection(settings.collection)
         self._sentences = self._open_collection(f"{settings.collection}-sentences")
         self._seen_generation: str | None = None  # the generation this client's vector index reflects
@@ -103,6 +101,39 @@ class PaperStore:
             )
         except Exception as exc:
             raise StoreError(f"cannot open collection {name!r} in {self.location}: {exc}") from exc
+
+    def _fault(self, exc: Exception) -> StoreError | None:
+        """The one-line error for a failure of the parts underneath, None for anything else."""
+        if self.settings.chroma_url:
+            import httpx
+
+            if isinstance(exc, httpx.TimeoutException):
+                return StoreError(server_timeout_message(self.settings))
+            if isinstance(exc, httpx.TransportError):
+                return StoreError(
+                    f"lost the Chroma server at {self.location} ({reason(exc)}): start it again "
+                    "(`chroma run --path DIR --port PORT`) or fix --chroma-url; what it stored is kept"
+                )
+            return None
+        if "readonly database" in str(exc) or getattr(exc, "errno", None) == errno.EROFS:
+            return StoreError(f"the store at {self.location} is read-only: make it writable, or ingest into another --store")
+        if self._disk_full(exc):
+            return DiskFull(f"the disk holding {self.settings.store_dir} is full, so the store cannot be read or written: free space and run again")
+        return None
+
+    def _disk_full(self, exc: BaseException) -> bool:
+        """Did this failure come from a full disk? Chroma's own messages often hide it
+        ("Failed to apply logs to the metadata segment"), so a local store's free space
+        is asked as well."""
+        if isinstance(exc, DiskFull):
+            return True
+        if self.settings.chroma_url or isinstance(exc, (KeyboardInterrupt, AssistantError)):
+            return False
+        text = str(exc).lower()
+        if getattr(exc, "errno", None) == errno.ENOSPC or "disk is full" in text or "no space left" in text:
+            return True
+        free = free_bytes(self.settings.store_dir)
+        return free is not None and free < _LOW_SPACE
 
     # --- reading ------------------------------------------------------------------
 
@@ -144,7 +175,8 @@ class PaperStore:
             # running on the old collections finish on them), so the new client loads
             # the index as it is on disk now.
             SharedSystemClient._identifier_to_system.pop(getattr(self._client, "_identifier", ""), None)
-            self._client = _open_client(self.settings)
+            client, self.read_only = open_client(self.settings)
+            self._client = Guarded(client, self._fault)
             self._collection = self._open_collection(self.settings.collection)
             self._sentences = self._open_collection(f"{self.settings.collection}-sentences")
 
@@ -285,28 +317,54 @@ class PaperStore:
 
     # --- writing ------------------------------------------------------------------
 
-    def write(self, rows: Rows, sentences: Rows | None = None, sentence_owners: Sequence[str] = ()) -> None:
-        """Upsert paper rows and replace the sentences of `sentence_owners` with `sentences`
-        as one committed batch, all-or-nothing (see the module docstring): on an exception
-        or Ctrl-C the replaced rows of both collections are restored at once; after a kill,
-        by the next writer or reader of the store (:meth:`recover`)."""
+    def write(
+        self, rows: Rows, sentences: Rows | None = None, sentence_owners: Sequence[str] = (), removed: Sequence[str] = ()
+    ) -> None:
+        """Upsert paper rows, replace the sentences of `sentence_owners` with `sentences`
+        and delete the papers `removed` (and their sentences) as one committed batch,
+        all-or-nothing (see the module docstring): on an exception or Ctrl-C the replaced
+        rows of both collections are restored at once; after a kill, by the next writer or
+        reader of the store (:meth:`recover`)."""
         sentences = sentences or Rows()
-        if not rows.ids and not sentences.ids:
+        removed = [id for id in dict.fromkeys(removed) if id not in set(rows.ids)]
+        if not rows.ids and not sentences.ids and not removed:
             return
-        token, state = self._begin()
+        if self.read_only:
+            raise StoreError(f"the store at {self.location} is read-only: make it writable, or ingest into another --store")
+        token = uuid.uuid4().hex
+        ACTIVE_TOKENS.add(token)  # before the mark exists: no thread of ours takes it for abandoned
+        try:
+            with self._reserve(rows, sentences) as release:
+                self._write(token, rows, sentences, list(sentence_owners), removed, release)
+        finally:
+            ACTIVE_TOKENS.discard(token)
+
+    def _write(self, token: str, rows: Rows, sentences: Rows, owners: list[str], removed: list[str], release) -> None:
+        state = self._begin(token)
         seq = state.seq + 1
         rows = Rows(list(rows.ids), list(rows.embeddings), list(rows.documents), [{**meta, _SEQ_KEY: seq} for meta in rows.metadatas])
+        owners = list(dict.fromkeys(owners + removed))
         try:
-            journal = self.get(rows.ids, with_embeddings=True)
+            journal = self.get(rows.ids + removed, with_embeddings=True)
             present = set(journal.ids)
             previously_absent = [id for id in rows.ids if id not in present]
-            sentence_journal = self.sentence_rows(sentence_owners, with_embeddings=True)
-            self._save_journal(token, previously_absent, list(sentence_owners), journal, sentence_journal)
-        except BaseException:
-            self._set_state(state.generation, state.seq, "")  # nothing written yet
+            sentence_journal = self.sentence_rows(owners, with_embeddings=True)
+            self._save_journal(token, previously_absent, owners, journal, sentence_journal)
+        except BaseException as failure:
+            full = self._disk_full(failure)
+            release()
+            with signals_held():
+                try:
+                    self._set_state(state.generation, state.seq, "")  # nothing written yet
+                except Exception:  # noqa: BLE001 - the mark, journal-less, is cleared by the next writer or reader
+                    pass
+                self._drop_journal()
+            if full:
+                raise self._full() from failure
             raise
         try:
             self._delete(self._sentences, sentence_journal.ids)  # an abstract may have lost sentences
+            self._delete(self._collection, removed)
             for batch in sentences.batches():
                 self._sentences.upsert(
                     ids=batch.ids, embeddings=batch.embeddings, documents=batch.documents, metadatas=batch.metadatas
@@ -317,26 +375,85 @@ class PaperStore:
                 )
             self._set_state(uuid.uuid4().hex, seq, "")  # the commit
         except BaseException as failure:  # Ctrl-C included: restore, then let it propagate
-            try:
-                self._rollback(previously_absent, list(sentence_owners), journal, sentence_journal)
-                self._set_state(state.generation, state.seq, "")
-            except Exception as restore_failure:  # e.g. the Chroma server went away mid-write
-                raise StoreError(
-                    f"writing to {self.location} failed ({failure}) and so did putting the old rows back "
-                    f"({restore_failure}): the next ingest or search of this store rolls the unfinished batch back"
-                ) from failure
-            self._drop_journal()
+            full = self._disk_full(failure)
+            release()  # the reserve's room is what the rollback writes into
+            with signals_held():
+                try:
+                    self._rollback(previously_absent, owners, journal, sentence_journal)
+                    self._set_state(state.generation, state.seq, "")
+                except Exception as restore_failure:  # e.g. the Chroma server went away mid-write
+                    raise self._unrestored(failure, restore_failure, full) from failure
+                self._drop_journal()
+            if full:
+                raise self._full() from failure
+            if isinstance(failure, StoreError):
+                raise StoreError(f"{failure}; nothing was changed") from failure
             if isinstance(failure, Exception):
                 raise StoreError(f"writing to {self.location} failed, nothing was changed: {failure}") from failure
             raise
         self._drop_journal()
 
-    def _begin(self) -> tuple[str, StoreState]:
+    def _full(self) -> DiskFull:
+        return DiskFull(f"the disk holding {self.settings.store_dir} is full: free space and run again; nothing was changed")
+
+    def _unrestored(self, failure: BaseException, restore_failure: Exception, full: bool) -> StoreError:
+        later = "the next ingest or search of this store rolls the unfinished batch back"
+        if full:
+            return DiskFull(
+                f"the disk holding {self.settings.store_dir} is full, too full even to put the old rows back: "
+                f"free space, then {later}"
+            )
+        if isinstance(restore_failure, StoreError):  # the part's own message (server gone, ...)
+            return StoreError(f"{restore_failure}; {later} once it works again")
+        return StoreError(
+            f"writing to {self.location} failed ({reason(failure)}) and so did putting the old rows back "
+            f"({reason(restore_failure)}): {later}"
+        )
+
+    @contextlib.contextmanager
+    def _reserve(self, rows: Rows, sentences: Rows) -> Iterator[Callable[[], None]]:
+        """Room for a local write and for undoing it. Refuses up front (nothing written)
+        when the disk has less free space than the batch needs by estimate; otherwise
+        writes a reserve file beside the store, which a failed write deletes before its
+        rollback: a disk that fills up during the write still leaves room to put the old
+        rows back. Yields the function that deletes the reserve."""
+        if self.settings.chroma_url:
+            yield lambda: None
+            return
+        path = self.settings.store_dir / _RESERVE_NAME
+        needed = estimated_bytes(rows, sentences)
+        reserve = min(128 * _MB, max(8 * _MB, needed // 4))
+
+        def release() -> None:
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+        free = free_bytes(self.settings.store_dir)
+        held = path.stat().st_size if path.exists() else 0  # left by a killed write
+        if free is not None and free + held < needed + reserve:
+            raise DiskFull(
+                f"the disk holding {self.settings.store_dir} is full ({(free + held) // _MB} MB free, "
+                f"this batch needs about {(needed + reserve) // _MB + 1} MB): free space and run again; nothing was changed"
+            )
+        try:
+            with open(path, "wb") as handle:
+                os.posix_fallocate(handle.fileno(), 0, reserve)
+        except OSError as exc:
+            release()
+            if exc.errno == errno.ENOSPC:
+                raise DiskFull(f"the disk holding {self.settings.store_dir} is full: free space and run again; nothing was changed") from exc
+            # a file system without fallocate, say: write without the reserve
+        try:
+            yield release
+        finally:
+            release()
+
+    def _begin(self, token: str) -> StoreState:
         """Mark the store pending for this writer: wait while another live writer holds the
         mark, roll back an abandoned batch first. Chroma has no compare-and-set, so the mark
         is read back after a moment to make two writers that raced for it back off."""
-        token = uuid.uuid4().hex
         deadline = time.monotonic() + LEASE_SECONDS
+        recoveries = 0
         while True:
             state = self.state()
             if state.pending and state.writer_alive():
@@ -345,6 +462,9 @@ class PaperStore:
                 time.sleep(0.25)
                 continue
             if state.pending:
+                recoveries += 1
+                if recoveries > 3:  # never spin on a mark that will not clear
+                    raise StoreError(f"cannot roll back the unfinished batch in {self.location}; try again later")
                 self.recover()
                 continue
             mark = f"{token}|{socket.gethostname()}|{os.getpid()}|{time.time():.0f}"
@@ -353,7 +473,7 @@ class PaperStore:
                 time.sleep(0.05)
             confirmed = self.state()
             if confirmed.pending == mark:
-                return token, confirmed
+                return confirmed
 
     def recover(self) -> bool:
         """Roll back a batch whose writer died between its first write and its commit

@@ -3,13 +3,14 @@
 :class:`Rows` are rows as Chroma takes them (also the undo journal of a write, stored
 as JSON by :func:`rows_to_json`); :class:`StoreState` is the papers collection's
 metadata: generation, commit sequence and the pending mark of a batch being written,
-with whether that writer is still alive. The write protocol itself is in
-:mod:`assistant.store`.
+with whether that writer is still alive; :func:`estimated_bytes` is the disk a write
+needs, checked before it starts. The write protocol itself is in :mod:`assistant.store`.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import os
 import socket
 import time
@@ -20,6 +21,11 @@ import numpy as np
 
 WRITE_BATCH = 256
 LEASE_SECONDS = 600  # a pending mark older than this is an abandoned write, whoever made it
+
+# Tokens of the writes this process is running now. A pending mark carrying this
+# process's pid but none of these tokens was left by a write of ours that failed and
+# could not clear it: it is abandoned, not "alive" (else the next write waits out the lease).
+ACTIVE_TOKENS: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -47,7 +53,7 @@ class StoreState:
             return False
         if host == socket.gethostname():
             if pid_ == os.getpid():
-                return True
+                return self.pending_token in ACTIVE_TOKENS
             try:
                 os.kill(pid_, 0)
             except ProcessLookupError:
@@ -93,3 +99,18 @@ def rows_to_json(rows: Rows) -> dict:
 def rows_from_json(data: dict) -> Rows:
     vectors = np.frombuffer(base64.b64decode(data["embeddings"]), dtype=np.float32).reshape(data["shape"])
     return Rows(list(data["ids"]), list(vectors), list(data["documents"]), list(data["metadatas"]))
+
+
+def estimated_bytes(*parts: Rows) -> int:
+    """Disk a Chroma 1.x local store grows by when these rows are written, with room to
+    spare: measured on the shipped corpus (446 papers and 3,881 sentences: 24.5 MB from
+    2.4 MB of text and 6.6 MB of vectors) it is about 2x the vectors (log, HNSW) + 4x the
+    text (log, metadata segment, full-text index) + ~400 bytes a row; one more copy of
+    text and vectors covers the undo journal of rows being replaced."""
+    text = vectors = count = 0
+    for rows in parts:
+        count += len(rows.ids)
+        vectors += sum(np.asarray(vector).nbytes for vector in rows.embeddings)
+        text += sum(len(document.encode("utf-8")) for document in rows.documents)
+        text += sum(len(json.dumps(meta, ensure_ascii=False)) for meta in rows.metadatas)
+    return 5 * text + 3 * vectors + 512 * count

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -35,10 +36,26 @@ def ingest(
     """Add papers to the store. Unchanged papers are not re-embedded."""
     library = open_library(store=store, chroma_url=chroma_url, embedding_model=embedding_model, embedding_backend=embedding_backend)
     bar = progress_bar("Ingesting", "paper", enabled=not as_json)
+    stopped_by: list[str] = []
+
+    def terminate(number: int, frame) -> None:
+        stopped_by.append("SIGTERM")
+        raise KeyboardInterrupt  # SIGTERM stops an ingest exactly as Ctrl-C does: the batch in flight is rolled back
+
+    previous = signal.signal(signal.SIGTERM, terminate)
     try:
         report = library.ingest(paths, progress=bar)
+    except KeyboardInterrupt:
+        bar.close()
+        fail(
+            f"ingest stopped ({stopped_by[0] if stopped_by else 'Ctrl-C'}): the batch in progress was rolled back, "
+            "batches committed before it are kept; run the same command again to finish",
+            code=143 if stopped_by else 130,
+        )
+        return
     finally:
         bar.close()
+        signal.signal(signal.SIGTERM, previous)
     if as_json:
         print_json(report.to_dict())
     else:
@@ -49,7 +66,8 @@ def ingest(
         typer.echo(
             f"{len(report.files)} file(s) read: {report.added} added, {report.updated} updated, "
             f"{report.metadata_only} with new sources, {report.unchanged} unchanged "
-            f"({report.embedded} embedded). Store: {library.store.location} ({library.count()} papers)."
+            f"({report.embedded} embedded{f', {report.rekeyed} moved to new ids' if report.rekeyed else ''}). "
+            f"Store: {library.store.location} ({library.count()} papers)."
         )
     if not report.files:
         raise typer.Exit(1)  # nothing could be read at all
