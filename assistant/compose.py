@@ -177,7 +177,8 @@ def _sentences_for(candidates: list[_Choice], floor: float, count: int = 2) -> l
 
 def _verified(pick: _Choice, sources: SourceSet, verifier: Verifier, *, name_it: bool, must_name: bool = False) -> CheckedSentence | None:
     """The best wording the verifier accepts: named and self-contained, else (unless the
-    name is required) self-contained, else the quote as it stands (always faithful)."""
+    name is required) self-contained, else the quote as it stands (always faithful) when
+    it reads on its own; None otherwise."""
     n = pick.n
     paper = sources[n].paper
     name = f"*{short_name(paper.title)}*"
@@ -193,8 +194,8 @@ def _verified(pick: _Choice, sources: SourceSet, verifier: Verifier, *, name_it:
             score = 1.0
         if score >= verifier.threshold and grounded(wording, [paper]) and not has_dangling_opening(wording):
             return CheckedSentence(wording, [n], {n: (score, pick.sentence)})
-    if must_name:
-        return None
+    if must_name or has_dangling_opening(pick.sentence):
+        return None  # a quote that points back at its unseen abstract would not read on its own
     return CheckedSentence(pick.sentence, [n], {n: (1.0, pick.sentence)})
 
 

@@ -70,7 +70,7 @@ _THIS_THING = re.compile(
 )
 _OUR_PROPOSED = re.compile(r"\bour(?= (?:proposed|new|novel)\b)", re.IGNORECASE)
 _WE = re.compile(r"\b(we|us|our|ours|ourselves)\b", re.IGNORECASE)
-_STILL_DANGLING = re.compile(r"^(?:this|these|that|those|it|its|they|their|them|such|both|the former|the latter)\b", re.IGNORECASE)
+_STILL_DANGLING = re.compile(r"^(?:this|these|that|those|it|its|they|their|them|such|both|the former|the latter|the proposed)\b", re.IGNORECASE)
 _SHORT_NAME = re.compile(r"^\s*(?P<name>[^:]{2,40}?)\s*:\s+\S")
 _ALWAYS_LOWER = frozenset("a an the most many some several existing current recent prior previous modern".split())
 
@@ -109,6 +109,8 @@ def self_contained(sentence: str, name: str) -> str | None:
     text = _OUR_PROPOSED.sub(lambda m: "the" if m.group(0)[0].islower() else "The", text)
     text = _first_person(text)
     text = text[0].upper() + text[1:]
+    if text.startswith("The proposed ") and name in text:
+        text = "The " + text[len("The proposed ") :]  # "The proposed architecture of *X*": named, nothing to point back to
     if _STILL_DANGLING.match(text):
         return None
     return text
