@@ -236,6 +236,10 @@ class OnnxEmbedder:
         self._pad_id = int(tokenizer.token_to_id("[PAD]") or 0)
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
+        # Every new batch shape (texts of another length) would grow ONNX Runtime's arena and
+        # memory-pattern caches for good: a long-running server's memory must not creep.
+        options.enable_cpu_mem_arena = False
+        options.enable_mem_pattern = False
         self._session = onnxruntime.InferenceSession(
             str(self.model_file), sess_options=options, providers=["CPUExecutionProvider"]
         )
