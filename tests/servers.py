@@ -111,3 +111,27 @@ def llama_server(model: Path, log_path: Path, *, timeout: float = 180) -> Iterat
         yield server
     finally:
         _stop(process)
+
+
+def start_chroma(data: Path, port: int, *, timeout: float = 120) -> Server:
+    """A real `chroma run` on `data` (its database in data/db, its log appended to
+    data/server.log) at `port`, once its heartbeat answers. Restarting on the same data
+    and port is calling this again."""
+    from conftest import venv_executable
+
+    chroma = venv_executable("chroma", "no `chroma` executable (it comes with the chromadb package)")
+    log_path = data / "server.log"
+    env = dict(os.environ, ANONYMIZED_TELEMETRY="False", DO_NOT_TRACK="1")
+    with open(log_path, "a") as log:
+        process = subprocess.Popen(
+            [chroma, "run", "--path", str(data / "db"), "--host", "127.0.0.1", "--port", str(port)],
+            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )
+    server = Server(f"http://127.0.0.1:{port}", process, log_path)
+    _wait_until_up(server, lambda: httpx.get(f"{server.url}/api/v2/heartbeat", timeout=1).status_code == 200, timeout, "chroma run")
+    return server
+
+
+def stop(server: Server) -> None:
+    """Stop a server started by this module (thawed first if a test froze it)."""
+    _stop(server.process)

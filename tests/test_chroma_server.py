@@ -7,59 +7,25 @@ environment the assistant sets, and stopped at the end of the module.
 from __future__ import annotations
 
 import os
-import subprocess
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from assistant.library import EmptyStore, Library
 from assistant.settings import Settings
 from assistant.store import StoreError
 
-from conftest import FIXTURE_PAPERS, free_port, venv_executable
-
-
-def _chroma_executable() -> str:
-    return venv_executable("chroma", "no `chroma` executable (it comes with the chromadb package)")
+from conftest import FIXTURE_PAPERS, free_port
+from servers import start_chroma, stop
 
 
 @pytest.fixture(scope="module")
 def chroma_url(tmp_path_factory: pytest.TempPathFactory):
-    data = tmp_path_factory.mktemp("chroma-server")
-    port = free_port()
-    log = (data / "server.log").open("w")
-    env = dict(os.environ, ANONYMIZED_TELEMETRY="False", DO_NOT_TRACK="1")
-    server = subprocess.Popen(
-        [_chroma_executable(), "run", "--path", str(data / "db"), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
+    server = start_chroma(tmp_path_factory.mktemp("chroma-server"), free_port(), timeout=60)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"chroma run exited with {server.returncode}: {(data / 'server.log').read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"chroma run did not answer within 60 s: {(data / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.2)
-        yield url
+        yield server.url
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
+        stop(server)
 
 
 def test_ingest_and_search_through_a_chroma_server(chroma_url: str, tmp_path: Path):

@@ -22,7 +22,6 @@ import textwrap
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from assistant.errors import StoreError
@@ -33,7 +32,8 @@ from assistant.settings import Settings
 from assistant.store import PaperStore
 from assistant.text import evidence_sentences
 
-from conftest import FIXTURE_PAPERS, FIXTURES, SHIPPED_CORPUS, free_port, venv_executable
+from conftest import FIXTURE_PAPERS, FIXTURES, SHIPPED_CORPUS, free_port
+from servers import start_chroma, stop
 from test_batched_ingest import BATCH, _consistent
 
 HANG_GUARD = 900  # seconds: only so that a hang fails the test instead of stalling the suite
@@ -477,43 +477,19 @@ def test_fifo_and_unreadable_paths_are_skipped_and_the_rest_is_ingested(tmp_path
 def chroma_server(tmp_path: Path):
     """A real `chroma run` of our own (this module freezes and kills it): url, process,
     and a function restarting it on the same data and port."""
-    chroma = venv_executable("chroma", "no `chroma` executable (it comes with the chromadb package)")
     port = free_port()
     data = tmp_path / "chroma-server"
     data.mkdir()
-    url = f"http://127.0.0.1:{port}"
-    env = dict(os.environ, ANONYMIZED_TELEMETRY="False", DO_NOT_TRACK="1")
     state: dict = {}
 
     def start() -> subprocess.Popen:
-        log = (data / "server.log").open("a")
-        server = subprocess.Popen(
-            [chroma, "run", "--path", str(data / "db"), "--host", "127.0.0.1", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env
-        )
-        deadline = time.monotonic() + 120
-        while True:
-            assert server.poll() is None, (data / "server.log").read_text()[-2000:]
-            try:
-                if httpx.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "chroma run did not come up"
-            time.sleep(0.2)
-        state["process"] = server
-        return server
+        state["server"] = start_chroma(data, port)
+        state["process"] = state["server"].process
+        return state["process"]
 
     start()
-    yield {"url": url, "state": state, "start": start}
-    server = state["process"]
-    if server.poll() is None:
-        server.send_signal(signal.SIGCONT)
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+    yield {"url": state["server"].url, "state": state, "start": start}
+    stop(state["server"])
 
 
 def test_frozen_chroma_server_times_out_with_one_line_and_loses_nothing(chroma_server, tmp_path: Path):
