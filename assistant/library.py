@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from .errors import DiskFull, EmptyStore, InputError, StoreError
+from .errors import DiskFull, EmptyStore, InputError
 from .embeddings import Embedder, backend_for_store, get_embedder
 from .lexical import LexicalIndex, index_dir
 from .readers import Problem, read_paths
@@ -22,66 +22,13 @@ from . import progress as progress_
 from .progress import Progress
 from .settings import Settings
 from .store import PaperStore, Rows, sentence_id
+from .writes import WriterLock
 from .text import evidence_sentences
 
 T = TypeVar("T")
 
 _SENTENCES_KEY = "sentences"  # paper row metadata: how many sentence rows the paper has
 
-
-class _writer_lock:
-    """One ingest at a time per local store, across processes: an exclusive lock on
-    `<store>/ingest.lock`, held for the whole ingest; a second ingest gets a clear error
-    instead of interleaving its writes. (A Chroma server's writers take turns through the
-    store's pending mark instead, see store.py.)"""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._handle = None
-
-    def __enter__(self) -> "_writer_lock":
-        if self.settings.chroma_url:
-            return self
-        import errno
-        import fcntl
-        import os
-
-        path = self.settings.store_dir / "ingest.lock"
-        try:
-            self.settings.store_dir.mkdir(parents=True, exist_ok=True)
-            handle = open(path, "a+")
-        except OSError as exc:
-            if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):  # said now, before any reading or embedding
-                raise StoreError(
-                    f"cannot open the store at {self.settings.store_dir} for writing ({exc.strerror}): "
-                    "make it writable, or ingest into another --store"
-                ) from None
-            return self  # the store itself will say what is wrong with the directory
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.seek(0)
-            holder = handle.read().strip()
-            handle.close()
-            raise StoreError(
-                f"another ingest is writing to {self.settings.store_dir}"
-                + (f" (process {holder})" if holder else "")
-                + "; wait for it to finish, then run this one again"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        self._handle = handle
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._handle is not None:
-            import fcntl
-
-            fcntl.flock(self._handle, fcntl.LOCK_UN)
-            self._handle.close()
-            self._handle = None
 
 @dataclass
 class IngestReport:
@@ -240,7 +187,7 @@ class Library:
         carries on. Ingests into one store take turns (a lock file for a local store, the
         store's pending mark for a Chroma server); searches and answers go on meanwhile."""
         report = IngestReport()
-        with self._ingest_lock, _writer_lock(self.settings):
+        with self._ingest_lock, WriterLock(self.settings):
             try:
                 self.store.recover()  # a batch a killed ingest left half-written
             except Exception:  # noqa: BLE001 - the write below reports a store that cannot be written

@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import StoreError
+from .settings import Settings
+
 WRITE_BATCH = 256
 LEASE_SECONDS = 600  # a pending mark older than this is an abandoned write, whoever made it
 
@@ -114,3 +117,58 @@ def estimated_bytes(*parts: Rows) -> int:
         text += sum(len(document.encode("utf-8")) for document in rows.documents)
         text += sum(len(json.dumps(meta, ensure_ascii=False)) for meta in rows.metadatas)
     return 5 * text + 3 * vectors + 512 * count
+
+
+class WriterLock:
+    """One ingest at a time per local store, across processes: an exclusive lock on
+    `<store>/ingest.lock`, held for the whole ingest; a second ingest gets a clear error
+    instead of interleaving its writes. (A Chroma server's writers take turns through the
+    store's pending mark instead, see store.py.)"""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._handle = None
+
+    def __enter__(self) -> "WriterLock":
+        if self.settings.chroma_url:
+            return self
+        import errno
+        import fcntl
+        import os
+
+        path = self.settings.store_dir / "ingest.lock"
+        try:
+            self.settings.store_dir.mkdir(parents=True, exist_ok=True)
+            handle = open(path, "a+")
+        except OSError as exc:
+            if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):  # said now, before any reading or embedding
+                raise StoreError(
+                    f"cannot open the store at {self.settings.store_dir} for writing ({exc.strerror}): "
+                    "make it writable, or ingest into another --store"
+                ) from None
+            return self  # the store itself will say what is wrong with the directory
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip()
+            handle.close()
+            raise StoreError(
+                f"another ingest is writing to {self.settings.store_dir}"
+                + (f" (process {holder})" if holder else "")
+                + "; wait for it to finish, then run this one again"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._handle = handle
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._handle is not None:
+            import fcntl
+
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None
