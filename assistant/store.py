@@ -45,11 +45,12 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-from .chroma_client import Guarded, free_bytes, open_client, reason, server_timeout_message, signals_held
+from .chroma_client import Guarded, open_client, reason, server_timeout_message, signals_held
+from .disk import full_error, nearly_full, room_for
 from .errors import AssistantError, DiskFull, StoreError
 from .records import Paper
 from .settings import Settings
@@ -72,9 +73,6 @@ _PENDING_KEY = "pending"
 _JOURNAL_CHUNK = 1_000_000  # characters of journal JSON per journal row
 
 
-_MB = 1024 * 1024
-_RESERVE_NAME = ".rollback-reserve"  # in the store directory, see PaperStore._reserve
-_LOW_SPACE = 8 * _MB  # a failed local write with less free than this ran out of disk
 
 
 def sentence_id(paper_id: str, position: int) -> str:
@@ -132,8 +130,7 @@ class PaperStore:
         text = str(exc).lower()
         if getattr(exc, "errno", None) == errno.ENOSPC or "disk is full" in text or "no space left" in text:
             return True
-        free = free_bytes(self.settings.store_dir)
-        return free is not None and free < _LOW_SPACE
+        return nearly_full(self.settings.store_dir)
 
     # --- reading ------------------------------------------------------------------
 
@@ -394,7 +391,7 @@ class PaperStore:
         self._drop_journal()
 
     def _full(self) -> DiskFull:
-        return DiskFull(f"the disk holding {self.settings.store_dir} is full: free space and run again; nothing was changed")
+        return full_error(self.settings.store_dir)
 
     def _unrestored(self, failure: BaseException, restore_failure: Exception, full: bool) -> StoreError:
         later = "the next ingest or search of this store rolls the unfinished batch back"
@@ -410,43 +407,11 @@ class PaperStore:
             f"({reason(restore_failure)}): {later}"
         )
 
-    @contextlib.contextmanager
-    def _reserve(self, rows: Rows, sentences: Rows) -> Iterator[Callable[[], None]]:
-        """Room for a local write and for undoing it. Refuses up front (nothing written)
-        when the disk has less free space than the batch needs by estimate; otherwise
-        writes a reserve file beside the store, which a failed write deletes before its
-        rollback: a disk that fills up during the write still leaves room to put the old
-        rows back. Yields the function that deletes the reserve."""
+    def _reserve(self, rows: Rows, sentences: Rows):
+        """Room for a local write and for undoing it (see disk.room_for); a server's disk is its own."""
         if self.settings.chroma_url:
-            yield lambda: None
-            return
-        path = self.settings.store_dir / _RESERVE_NAME
-        needed = estimated_bytes(rows, sentences)
-        reserve = min(128 * _MB, max(8 * _MB, needed // 4))
-
-        def release() -> None:
-            with contextlib.suppress(OSError):
-                path.unlink()
-
-        free = free_bytes(self.settings.store_dir)
-        held = path.stat().st_size if path.exists() else 0  # left by a killed write
-        if free is not None and free + held < needed + reserve:
-            raise DiskFull(
-                f"the disk holding {self.settings.store_dir} is full ({(free + held) // _MB} MB free, "
-                f"this batch needs about {(needed + reserve) // _MB + 1} MB): free space and run again; nothing was changed"
-            )
-        try:
-            with open(path, "wb") as handle:
-                os.posix_fallocate(handle.fileno(), 0, reserve)
-        except OSError as exc:
-            release()
-            if exc.errno == errno.ENOSPC:
-                raise DiskFull(f"the disk holding {self.settings.store_dir} is full: free space and run again; nothing was changed") from exc
-            # a file system without fallocate, say: write without the reserve
-        try:
-            yield release
-        finally:
-            release()
+            return contextlib.nullcontext(lambda: None)
+        return room_for(self.settings.store_dir, estimated_bytes(rows, sentences))
 
     def _begin(self, token: str) -> StoreState:
         """Mark the store pending for this writer: wait while another live writer holds the
