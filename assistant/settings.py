@@ -256,6 +256,16 @@ class Settings(BaseSettings):
     max_upload_mb: float = Field(
         default=100.0, gt=0, le=100_000, description="Largest file the UI accepts as an upload, in MB (each file)."
     )
+    ui_sessions: int = Field(
+        default=64,
+        ge=1,
+        le=10_000,
+        description=(
+            "Browser sessions whose state (chat history, form values) the server keeps; beyond this the least "
+            "recently used is forgotten. Gradio keeps ~0.2 MB per session and never drops one on its own, so "
+            "this is what bounds the server's memory as visitors come and go."
+        ),
+    )
     allow_models: list[str] = Field(
         default_factory=list,
         description="GGUF files a UI user may pick besides the start-up model and the packaged default (`serve --allow-model`).",

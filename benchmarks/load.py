@@ -20,6 +20,8 @@ Printed, one `name value` per line:
 - N<n>.throughput_rps                          answers per second at that level
 - rss_start_mb                                 the server's resident memory after warm-up
 - rss_after_20_mb / rss_after_<total>_mb       after 20 and after all requests completed
+- rssanon_* / rssfile_*                        the same two readings split into anonymous memory (heap)
+                                               and file-backed pages (mapped model and index files)
 - rss_ratio                                    rss_after_<total> / rss_after_20 (target <= 1.10)
 
 RSS is VmRSS from /proc/<pid>/status of the server process (Linux). Generation is serialized
@@ -60,12 +62,21 @@ def assistant_command() -> list[str]:
     return [sys.executable, "-m", "assistant.cli"]
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of one process (VmRSS), in MB."""
+def memory_mb(pid: int) -> dict[str, float]:
+    """Resident memory of one process in MB: VmRSS, and its anonymous (heap) and file-backed
+    (mapped model files: pages the kernel can drop and re-read) parts."""
+    found = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "RssAnon", "RssFile"):
+            found[key] = int(value.split()[0]) / 1024
+    if "VmRSS" not in found:
+        raise RuntimeError(f"no VmRSS for pid {pid}")
+    return found
+
+
+def rss_mb(pid: int) -> float:
+    return memory_mb(pid)["VmRSS"]
 
 
 def questions() -> list[str]:
@@ -165,13 +176,15 @@ class Tracker:
     pid: int
     done: int = 0
     rss_early: float | None = None
+    memory_early: dict[str, float] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def completed(self) -> None:
         with self.lock:
             self.done += 1
             if self.done == RSS_EARLY:
-                self.rss_early = rss_mb(self.pid)
+                self.memory_early = memory_mb(self.pid)
+                self.rss_early = self.memory_early["VmRSS"]
 
 
 def ask_once(client, question: str) -> Outcome:
@@ -274,11 +287,16 @@ def main() -> None:
                 emit(f"N{users}.p50_s", statistics.median(seconds))
                 emit(f"N{users}.p95_s", percentile(seconds, 0.95))
                 emit(f"N{users}.throughput_rps", len(outcomes) / wall)
-            rss_end = rss_mb(server.pid)
+            memory_end = memory_mb(server.pid)
+            rss_end = memory_end["VmRSS"]
             emit("rss_start_mb", rss_start, 1)
             if tracker.rss_early is not None:
                 emit(f"rss_after_{RSS_EARLY}_mb", tracker.rss_early, 1)
             emit(f"rss_after_{tracker.done}_mb", rss_end, 1)
+            for part in ("RssAnon", "RssFile"):
+                if part in memory_end and part in tracker.memory_early:
+                    emit(f"{part.lower()}_after_{RSS_EARLY}_mb", tracker.memory_early[part], 1)
+                    emit(f"{part.lower()}_after_{tracker.done}_mb", memory_end[part], 1)
             if tracker.rss_early:
                 emit("rss_ratio", rss_end / tracker.rss_early, 3)
         finally:

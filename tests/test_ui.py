@@ -216,6 +216,29 @@ def test_sliders_take_their_range_from_settings(fixture_library):
         assert (sliders[elem_id].minimum, sliders[elem_id].maximum) == Settings.bounds(field)
 
 
+def test_the_server_forgets_the_least_recent_sessions_beyond_ui_sessions(fixture_store_dir: Path):
+    """Gradio keeps every visitor's session (~0.2 MB) until its capacity (10,000 by default)
+    is reached: a long-running server's memory grows with every new visitor. `ui_sessions`
+    bounds it; the newest sessions keep their state and a new one is still served."""
+    from gradio_client import Client
+
+    from assistant.library import Library
+    from assistant.ui.app import serve
+    from conftest import free_port
+
+    library = Library(Settings(store_dir=fixture_store_dir, ui_sessions=2))
+    app, url = serve(library, port=free_port(), block=False, quiet=True)
+    try:
+        client = Client(url, verbose=False, download_files=False)
+        for _ in range(5):  # five visitors, one after another
+            client.reset_session()
+            client.predict(None, api_name="/stop")
+        assert len(app.state_holder.session_data) == 2
+        assert client.session_hash in app.state_holder.session_data  # the latest kept its state
+    finally:
+        app.close()
+
+
 # --- the running app ---------------------------------------------------------------------
 
 

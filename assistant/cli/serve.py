@@ -48,6 +48,10 @@ def serve(
     max_upload_mb: Annotated[
         float | None, typer.Option(help="Largest upload the UI accepts, per file, in MB (default 100; env ASSISTANT_MAX_UPLOAD_MB).")
     ] = None,
+    ui_sessions: Annotated[
+        int | None,
+        typer.Option(help="Browser sessions whose state the server keeps; the least recently used beyond this are forgotten (default 64; env ASSISTANT_UI_SESSIONS)."),
+    ] = None,
 ) -> None:
     """Start the web UI: chat with cited answers, summaries, citation lookup, the library."""
     from ..settings import Settings
@@ -57,7 +61,7 @@ def serve(
         store=store, chroma_url=chroma_url, embedding_model=embedding_model, embedding_backend=embedding_backend, model=model, llm_url=llm_url, host=host, port=port,
         allow_models=list(dict.fromkeys([*environment.allow_models, *allow_model])) if allow_model else None,
         allow_llm_urls=list(dict.fromkeys([*environment.allow_llm_urls, *allow_llm_url])) if allow_llm_url else None,
-        max_upload_mb=max_upload_mb,
+        max_upload_mb=max_upload_mb, ui_sessions=ui_sessions,
     )
     for allowed in library.settings.allow_models:
         if not Path(allowed).expanduser().is_file():

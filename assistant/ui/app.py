@@ -106,6 +106,7 @@ def serve(library: Library, host: str | None = None, port: int | None = None, *,
         enable_monitoring=False,
         footer_links=["api", "settings"],
         max_file_size=max_file_size(library.settings),  # uploads larger than max_upload_mb are refused
+        state_session_capacity=library.settings.ui_sessions,  # bounded memory: see Settings.ui_sessions
         **launch_options(),
     )
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}/"
