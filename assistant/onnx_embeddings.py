@@ -1,7 +1,9 @@
 """The sentence-transformers model run through ONNX Runtime, without torch at query time.
 
-``onnx`` runs the model exported once from the shipped weights (fp32); ``onnx-int8`` runs
-the same export after onnxruntime's dynamic int8 quantization of its weights. Both are
+``onnx`` runs the model exported once from the shipped weights (fp32), its graph fused by
+onnxruntime's transformer optimizer (one Attention, SkipLayerNorm and BiasGelu kernel where
+the export has a dozen small ops: the same vectors, ~1.4x faster on 2 cores); ``onnx-int8``
+runs the same export after onnxruntime's dynamic int8 quantization of its weights. Both are
 written to the model cache (``Settings.model_cache_dir``/onnx/...) the first time they are
 needed, offline, from the local model directory: only that export imports torch and
 transformers, once. Every later process loads the ``.onnx`` file, the fast tokenizer from
@@ -29,7 +31,7 @@ import numpy as np
 from .errors import ModelNotFound
 
 # Bumped when the export procedure changes, so stale exports are not reused.
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2  # 2: fused transformer graph
 _OPSET = 17
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -141,6 +143,47 @@ def _export_fp32(model_dir: Path, target: Path) -> None:
         )
 
 
+def _fuse_transformer(model_dir: Path, source: Path, target: Path) -> bool:
+    """Write `source` with its BERT blocks fused (onnxruntime.transformers.optimizer) to
+    `target` when the fused graph gives the unfused one's output on a padded sample batch;
+    False (nothing written) for another architecture or any doubt: the unfused graph is
+    slower, never wrong."""
+    import logging
+
+    import onnxruntime
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    config = _read_json(model_dir / "config.json")
+    if config.get("model_type") != "bert" or not config.get("num_attention_heads") or not config.get("hidden_size"):
+        return False
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        fused = optimize_model(
+            str(source), model_type="bert", num_heads=int(config["num_attention_heads"]),
+            hidden_size=int(config["hidden_size"]), opt_level=1,
+        )
+        fused.save_model_to_file(str(target))
+        sample = {
+            "input_ids": np.array([[101, 7592, 2088, 102, 0, 0], [101, 7592, 2088, 2088, 1010, 102]], dtype=np.int64),
+            "attention_mask": np.array([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]], dtype=np.int64),
+        }
+        sample["token_type_ids"] = np.zeros_like(sample["input_ids"])
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        outputs = [
+            onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]).run(None, sample)[0]
+            for path in (source, target)
+        ]
+        mask = sample["attention_mask"][..., None].astype(bool)
+        return bool(np.allclose(outputs[0] * mask, outputs[1] * mask, atol=1e-3))
+    except Exception:  # noqa: BLE001 - an optimizer that cannot handle the graph: keep it unfused
+        return False
+    finally:
+        root.setLevel(level)
+
+
 def _quantize_int8(source: Path, target: Path) -> None:
     """onnxruntime's dynamic quantization: int8 weights (per output channel: per-tensor scales
     cost this model ~0.07 mean cosine to torch), activations quantized per call."""
@@ -151,8 +194,15 @@ def _quantize_int8(source: Path, target: Path) -> None:
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)  # it logs a "consider pre-processing" advice at WARNING
+    import onnx
+
     try:
-        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True)
+        # The fused graph's contrib ops (Attention, SkipLayerNorm) carry no inferred output
+        # types; every tensor here is float.
+        quantize_dynamic(
+            str(source), str(target), weight_type=QuantType.QInt8, per_channel=True,
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
     finally:
         root.setLevel(level)
 
@@ -171,12 +221,13 @@ def ensure_export(model_dir: str | Path, cache_dir: str | Path, quantized: bool)
         if wanted.is_file():  # another process exported it while we waited
             return wanted, False
         if not fp32.is_file():
-            temporary = _atomic_target(fp32)
+            exported, fused = _atomic_target(fp32), _atomic_target(fp32)
             try:
-                _export_fp32(model_dir, temporary)
-                os.replace(temporary, fp32)
+                _export_fp32(model_dir, exported)
+                os.replace(fused if _fuse_transformer(model_dir, exported, fused) else exported, fp32)
             finally:
-                temporary.unlink(missing_ok=True)
+                exported.unlink(missing_ok=True)
+                fused.unlink(missing_ok=True)
         if quantized:
             temporary = _atomic_target(int8)
             try:

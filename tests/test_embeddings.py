@@ -78,6 +78,13 @@ def onnx_cache(cache_home: Path) -> Path:
     directory = export_dir(Path(default_embedding_model()), cache)
     assert (directory / "model.onnx").is_file() and (directory / "model_int8.onnx").is_file()
     assert not [p.name for p in directory.iterdir() if p.name.endswith(".tmp")]
+    # The transformer blocks are fused (one Attention kernel per layer): the speed of every
+    # ingest and query depends on it, and a failed fusion would fall back silently.
+    import onnx
+
+    for name in ("model.onnx", "model_int8.onnx"):
+        ops = {node.op_type for node in onnx.load(str(directory / name), load_external_data=False).graph.node}
+        assert "SkipLayerNormalization" in ops and ops & {"Attention", "QAttention"}, (name, sorted(ops))
     return cache
 
 
