@@ -130,6 +130,21 @@ class AnswerPipeline:
     def llm(self) -> LLM:
         return self._llm if self._llm is not None else self.library.llm_for(self.settings)
 
+    def _load_model_meanwhile(self) -> None:
+        """Load the model in the background while retrieval runs: llama.cpp's load is native
+        code that leaves Python free, so a fresh process's first answer does not wait for
+        the two one after the other. get_llm loads each model once: the answer's own call
+        waits for this load and raises its error, if any (a missing model), there."""
+        if self._llm is None:
+
+            def load() -> None:
+                try:
+                    self.library.llm_for(self.settings)
+                except Exception:  # noqa: BLE001 - reported by the answer's own call
+                    pass
+
+            threading.Thread(target=load, name="load-model", daemon=True).start()
+
     def stream(
         self,
         question: str,
@@ -147,6 +162,7 @@ class AnswerPipeline:
             raise InputError("the question is empty: type a question about the papers")
         question = cap(" ".join(question.split()), self.settings.max_question_chars)  # a pasted page still gets an answer
         started = time.perf_counter()
+        self._load_model_meanwhile()
         query, hits, scorer, query_vector = self._retrieve(question, history, k, filters)
         if is_follow_up(question, history) and not _NAMES_THE_PAPER.search(question) and not relevance.answerable(scorer, query, hits):
             # "so it can be detected" sounded like a follow-up but is a new question: the
