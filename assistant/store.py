@@ -16,7 +16,7 @@ Writes go through :meth:`PaperStore.write`, one committed batch at a time:
    finds a dead writer's mark (same host and the pid gone, or older than
    ``LEASE_SECONDS``) first rolls that batch back (:meth:`recover`).
 2. The undo journal (ids the batch adds, the paper rows and sentence rows it replaces,
-   embeddings included) is written to a third collection, ``<collection>-journal``.
+   embeddings included) is written to a third collection, ``<collection>-journal`` (journal.py).
 3. Sentences, then papers are upserted; each paper row carries ``seq`` = the commit's number.
 4. Commit: one metadata write sets the new generation and ``seq`` and clears ``pending``.
 
@@ -27,7 +27,7 @@ rolls the half-written batch back before it is used. A batch is therefore all-or
 even across kill -9; readers see only committed batches' BM25 (which follows the
 generation), and the rows of committed batches can be found by ``seq``.
 
-Faults of the parts underneath are one-line :class:`StoreError`s (see `chroma_client.py`):
+Faults of the parts underneath are one-line :class:`StoreError`s (see `store_faults.py`):
 every request to a Chroma server times out after ``chroma_timeout_s``; a full disk under
 a local store is checked before a batch (an estimate) and, should it fill up during the
 write anyway, a reserve file written beforehand is deleted so the rollback has room; a
@@ -38,8 +38,6 @@ database on every open, so it cannot open one in place).
 from __future__ import annotations
 
 import contextlib
-import errno
-import json
 import os
 import socket
 import threading
@@ -49,9 +47,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .chroma_client import Guarded, open_client, reason, server_timeout_message, signals_held
-from .disk import full_error, nearly_full, room_for
-from .errors import AssistantError, DiskFull, StoreError
+from . import store_faults
+from .chroma_client import Guarded, open_client, signals_held
+from .disk import full_error, room_for
+from .errors import StoreError
+from .journal import Entry, UndoJournal
 from .records import Paper
 from .settings import Settings
 from .writes import (
@@ -61,8 +61,6 @@ from .writes import (
     Rows,
     StoreState,
     estimated_bytes,
-    rows_from_json,
-    rows_to_json,
 )
 
 __all__ = ["PaperStore", "Rows", "StoreError", "StoreState", "sentence_id"]
@@ -70,7 +68,6 @@ __all__ = ["PaperStore", "Rows", "StoreError", "StoreState", "sentence_id"]
 _GENERATION_KEY = "generation"
 _SEQ_KEY = "seq"  # collection metadata: commits so far; paper rows: the commit that wrote them
 _PENDING_KEY = "pending"
-_JOURNAL_CHUNK = 1_000_000  # characters of journal JSON per journal row
 
 
 
@@ -89,6 +86,7 @@ class PaperStore:
         self._client = Guarded(client, self._fault)
         self._collection = self._open_collection(settings.collection)
         self._sentences = self._open_collection(f"{settings.collection}-sentences")
+        self._journal = UndoJournal(self._client, settings.collection)
         self._seen_generation: str | None = None  # the generation this client's vector index reflects
         self._reopen_lock = threading.Lock()
 
@@ -101,36 +99,10 @@ class PaperStore:
             raise StoreError(f"cannot open collection {name!r} in {self.location}: {exc}") from exc
 
     def _fault(self, exc: Exception) -> StoreError | None:
-        """The one-line error for a failure of the parts underneath, None for anything else."""
-        if self.settings.chroma_url:
-            import httpx
-
-            if isinstance(exc, httpx.TimeoutException):
-                return StoreError(server_timeout_message(self.settings))
-            if isinstance(exc, httpx.TransportError):
-                return StoreError(
-                    f"lost the Chroma server at {self.location} ({reason(exc)}): start it again "
-                    "(`chroma run --path DIR --port PORT`) or fix --chroma-url; what it stored is kept"
-                )
-            return None
-        if "readonly database" in str(exc) or getattr(exc, "errno", None) == errno.EROFS:
-            return StoreError(f"the store at {self.location} is read-only: make it writable, or ingest into another --store")
-        if self._disk_full(exc):
-            return DiskFull(f"the disk holding {self.settings.store_dir} is full, so the store cannot be read or written: free space and run again")
-        return None
+        return store_faults.translate(self.settings, self.location, exc)
 
     def _disk_full(self, exc: BaseException) -> bool:
-        """Did this failure come from a full disk? Chroma's own messages often hide it
-        ("Failed to apply logs to the metadata segment"), so a local store's free space
-        is asked as well."""
-        if isinstance(exc, DiskFull):
-            return True
-        if self.settings.chroma_url or isinstance(exc, (KeyboardInterrupt, AssistantError)):
-            return False
-        text = str(exc).lower()
-        if getattr(exc, "errno", None) == errno.ENOSPC or "disk is full" in text or "no space left" in text:
-            return True
-        return nearly_full(self.settings.store_dir)
+        return store_faults.caused_by_full_disk(self.settings, exc)
 
     # --- reading ------------------------------------------------------------------
 
@@ -346,7 +318,7 @@ class PaperStore:
             present = set(journal.ids)
             previously_absent = [id for id in rows.ids if id not in present]
             sentence_journal = self.sentence_rows(owners, with_embeddings=True)
-            self._save_journal(token, previously_absent, owners, journal, sentence_journal)
+            self._journal.save(token, Entry(previously_absent, owners, journal, sentence_journal))
         except BaseException as failure:
             full = self._disk_full(failure)
             release()
@@ -355,9 +327,9 @@ class PaperStore:
                     self._set_state(state.generation, state.seq, "")  # nothing written yet
                 except Exception:  # noqa: BLE001 - the mark, journal-less, is cleared by the next writer or reader
                     pass
-                self._drop_journal()
+                self._journal.drop()
             if full:
-                raise self._full() from failure
+                raise full_error(self.settings.store_dir) from failure
             raise
         try:
             self._delete(self._sentences, sentence_journal.ids)  # an abstract may have lost sentences
@@ -379,33 +351,16 @@ class PaperStore:
                     self._rollback(previously_absent, owners, journal, sentence_journal)
                     self._set_state(state.generation, state.seq, "")
                 except Exception as restore_failure:  # e.g. the Chroma server went away mid-write
-                    raise self._unrestored(failure, restore_failure, full) from failure
-                self._drop_journal()
+                    raise store_faults.unrestored(self.settings, self.location, failure, restore_failure, full) from failure
+                self._journal.drop()
             if full:
-                raise self._full() from failure
+                raise full_error(self.settings.store_dir) from failure
             if isinstance(failure, StoreError):
                 raise StoreError(f"{failure}; nothing was changed") from failure
             if isinstance(failure, Exception):
                 raise StoreError(f"writing to {self.location} failed, nothing was changed: {failure}") from failure
             raise
-        self._drop_journal()
-
-    def _full(self) -> DiskFull:
-        return full_error(self.settings.store_dir)
-
-    def _unrestored(self, failure: BaseException, restore_failure: Exception, full: bool) -> StoreError:
-        later = "the next ingest or search of this store rolls the unfinished batch back"
-        if full:
-            return DiskFull(
-                f"the disk holding {self.settings.store_dir} is full, too full even to put the old rows back: "
-                f"free space, then {later}"
-            )
-        if isinstance(restore_failure, StoreError):  # the part's own message (server gone, ...)
-            return StoreError(f"{restore_failure}; {later} once it works again")
-        return StoreError(
-            f"writing to {self.location} failed ({reason(failure)}) and so did putting the old rows back "
-            f"({reason(restore_failure)}): {later}"
-        )
+        self._journal.drop()
 
     def _reserve(self, rows: Rows, sentences: Rows):
         """Room for a local write and for undoing it (see disk.room_for); a server's disk is its own."""
@@ -447,56 +402,18 @@ class PaperStore:
         state = self.state()
         if not state.pending or state.writer_alive():
             return False
-        journal = self._load_journal(state.pending_token)
+        journal = self._journal.load(state.pending_token)
         if journal is not None:
-            absent, owners, papers, sentences = journal
-            self._rollback(absent, owners, papers, sentences)
+            self._rollback(journal.absent, journal.owners, journal.papers, journal.sentences)
         # A new generation: anything built while the batch was half-written is stale.
         self._set_state(uuid.uuid4().hex if journal is not None else state.generation, state.seq, "")
-        self._drop_journal()
+        self._journal.drop()
         return True
 
     def _rollback(self, previously_absent: list[str], owners: list[str], journal: Rows, sentence_journal: Rows) -> None:
         self._restore(journal, previously_absent)
         self._delete(self._sentences, self.sentence_rows(owners).ids)
         self._upsert_all(self._sentences, sentence_journal)
-
-    # --- the undo journal (a collection, so that every client of a server can use it) ---
-
-    def _journal_collection(self):
-        return self._client.get_or_create_collection(
-            name=f"{self.settings.collection}-journal", embedding_function=None, configuration={"hnsw": {"space": "l2"}}
-        )
-
-    def _save_journal(self, token: str, absent: list[str], owners: list[str], papers: Rows, sentences: Rows) -> None:
-        text = json.dumps({"absent": absent, "owners": owners, "papers": rows_to_json(papers), "sentences": rows_to_json(sentences)})
-        parts = [text[i : i + _JOURNAL_CHUNK] for i in range(0, len(text), _JOURNAL_CHUNK)] or [""]
-        collection = self._journal_collection()
-        collection.upsert(
-            ids=[f"{token}:{i}" for i in range(len(parts))],
-            embeddings=[[1.0]] * len(parts),
-            documents=parts,
-            metadatas=[{"token": token, "part": i, "parts": len(parts)} for i in range(len(parts))],
-        )
-
-    def _load_journal(self, token: str) -> tuple[list[str], list[str], Rows, Rows] | None:
-        found = self._journal_collection().get(where={"token": token}, include=["documents", "metadatas"])
-        if not found["ids"]:
-            return None  # marked pending, but nothing was written yet
-        parts = sorted(zip(found["metadatas"], found["documents"]), key=lambda item: item[0]["part"])
-        if len(parts) != parts[0][0]["parts"]:
-            return None  # the journal itself was cut short: the batch's rows were never written
-        data = json.loads("".join(document for _, document in parts))
-        return data["absent"], data["owners"], rows_from_json(data["papers"]), rows_from_json(data["sentences"])
-
-    def _drop_journal(self) -> None:
-        try:
-            collection = self._journal_collection()
-            ids = collection.get(include=[])["ids"]
-            if ids:
-                collection.delete(ids=ids)
-        except Exception:  # noqa: BLE001 - leftovers are ignored and dropped by the next write
-            pass
 
     @staticmethod
     def _delete(collection, ids: Sequence[str]) -> None:
