@@ -23,7 +23,7 @@ from .compose import compose_answer
 from .evidence import EvidenceSentence, SourceSet
 from .library import Library
 from .errors import InputError, LLMError
-from .llm import LLM, Request
+from .llm import LLM, Request, is_loaded
 from .retrieval import Filters, Hit
 from .rewrite import has_dangling_opening
 from .text import cap
@@ -135,7 +135,7 @@ class AnswerPipeline:
         code that leaves Python free, so a fresh process's first answer does not wait for
         the two one after the other. get_llm loads each model once: the answer's own call
         waits for this load and raises its error, if any (a missing model), there."""
-        if self._llm is None:
+        if self._llm is None and not is_loaded(self.settings):
 
             def load() -> None:
                 try:

@@ -315,13 +315,23 @@ _models: OrderedDict[tuple, LLM] = OrderedDict()
 _models_lock = threading.Lock()
 
 
+def _model_key(settings: Settings) -> tuple:
+    key = (settings.llm_url, settings.model, settings.n_ctx, settings.prompt_style, settings.n_threads)
+    if settings.llm_url:
+        key += (settings.llm_timeout_s,)  # a server client waits as long as it was made to
+    return key
+
+
+def is_loaded(settings: Settings) -> bool:
+    """Is this model already loaded in this process (get_llm would return at once)?"""
+    return _model_key(settings) in _models
+
+
 def get_llm(settings: Settings) -> LLM:
     """Load (or reach) the configured model once per process and reuse it. Only the
     `loaded_models` most recently used stay loaded, so trying GGUFs one after another in
     the UI does not pile them up in memory (a generation in progress keeps its own)."""
-    key = (settings.llm_url, settings.model, settings.n_ctx, settings.prompt_style, settings.n_threads)
-    if settings.llm_url:
-        key += (settings.llm_timeout_s,)  # a server client waits as long as it was made to
+    key = _model_key(settings)
     with _models_lock:
         if key not in _models:
             started = time.perf_counter()

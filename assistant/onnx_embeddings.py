@@ -2,7 +2,8 @@
 
 ``onnx`` runs the model exported once from the shipped weights (fp32), its graph fused by
 onnxruntime's transformer optimizer (one Attention, SkipLayerNorm and BiasGelu kernel where
-the export has a dozen small ops: the same vectors, ~1.4x faster on 2 cores); ``onnx-int8``
+the export has a dozen small ops: the same vectors, 1.3x faster on abstract-length texts,
+no faster on single sentences); ``onnx-int8``
 runs the same export after onnxruntime's dynamic int8 quantization of its weights. Both are
 written to the model cache (``Settings.model_cache_dir``/onnx/...) the first time they are
 needed, offline, from the local model directory: only that export imports torch and
@@ -23,6 +24,7 @@ import json
 import os
 import tempfile
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -102,6 +104,13 @@ def _atomic_target(final: Path):
     return Path(name)
 
 
+def _sample_batch() -> dict[str, np.ndarray]:
+    """Two short sequences, one padded: traces the export's dynamic axes and checks the
+    fused graph against the unfused one where padding matters."""
+    ids = np.array([[101, 7592, 2088, 102, 0, 0], [101, 7592, 2088, 2088, 1010, 102]], dtype=np.int64)
+    return {"input_ids": ids, "attention_mask": (ids != 0).astype(np.int64), "token_type_ids": np.zeros_like(ids)}
+
+
 def _export_fp32(model_dir: Path, target: Path) -> None:
     """torch.onnx.export (TorchScript exporter) of the transformer: token ids in, last
     hidden state out, dynamic batch and sequence axes. The only place torch is imported."""
@@ -122,11 +131,7 @@ def _export_fp32(model_dir: Path, target: Path) -> None:
                 input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
             ).last_hidden_state
 
-    sample = {
-        "input_ids": torch.tensor([[101, 7592, 2088, 102, 0], [101, 7592, 2088, 2088, 102]], dtype=torch.long),
-        "attention_mask": torch.tensor([[1, 1, 1, 1, 0], [1, 1, 1, 1, 1]], dtype=torch.long),
-        "token_type_ids": torch.zeros((2, 5), dtype=torch.long),
-    }
+    sample = {name: torch.from_numpy(value) for name, value in _sample_batch().items()}
     axes = {name: {0: "batch", 1: "sequence"} for name in (*_INPUTS, "last_hidden_state")}
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
@@ -143,33 +148,40 @@ def _export_fp32(model_dir: Path, target: Path) -> None:
         )
 
 
+@contextmanager
+def _root_logging_at_error() -> Iterator[None]:
+    """onnxruntime's offline tools log advice at WARNING through the root logger; the
+    export is not the user's business."""
+    import logging
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
 def _fuse_transformer(model_dir: Path, source: Path, target: Path) -> bool:
     """Write `source` with its BERT blocks fused (onnxruntime.transformers.optimizer) to
     `target` when the fused graph gives the unfused one's output on a padded sample batch;
     False (nothing written) for another architecture or any doubt: the unfused graph is
     slower, never wrong."""
-    import logging
-
     import onnxruntime
     from onnxruntime.transformers.optimizer import optimize_model
 
     config = _read_json(model_dir / "config.json")
     if config.get("model_type") != "bert" or not config.get("num_attention_heads") or not config.get("hidden_size"):
         return False
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
     try:
-        fused = optimize_model(
-            str(source), model_type="bert", num_heads=int(config["num_attention_heads"]),
-            hidden_size=int(config["hidden_size"]), opt_level=1,
-        )
+        with _root_logging_at_error():
+            fused = optimize_model(
+                str(source), model_type="bert", num_heads=int(config["num_attention_heads"]),
+                hidden_size=int(config["hidden_size"]), opt_level=1,
+            )
         fused.save_model_to_file(str(target))
-        sample = {
-            "input_ids": np.array([[101, 7592, 2088, 102, 0, 0], [101, 7592, 2088, 2088, 1010, 102]], dtype=np.int64),
-            "attention_mask": np.array([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]], dtype=np.int64),
-        }
-        sample["token_type_ids"] = np.zeros_like(sample["input_ids"])
+        sample = _sample_batch()
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
         outputs = [
@@ -180,31 +192,22 @@ def _fuse_transformer(model_dir: Path, source: Path, target: Path) -> bool:
         return bool(np.allclose(outputs[0] * mask, outputs[1] * mask, atol=1e-3))
     except Exception:  # noqa: BLE001 - an optimizer that cannot handle the graph: keep it unfused
         return False
-    finally:
-        root.setLevel(level)
 
 
 def _quantize_int8(source: Path, target: Path) -> None:
     """onnxruntime's dynamic quantization: int8 weights (per output channel: per-tensor scales
     cost this model ~0.07 mean cosine to torch), activations quantized per call."""
-    import logging
-
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # it logs a "consider pre-processing" advice at WARNING
-    import onnx
-
-    try:
+    # (it logs a "consider pre-processing" advice at WARNING)
+    with _root_logging_at_error():
         # The fused graph's contrib ops (Attention, SkipLayerNorm) carry no inferred output
         # types; every tensor here is float.
         quantize_dynamic(
             str(source), str(target), weight_type=QuantType.QInt8, per_channel=True,
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         )
-    finally:
-        root.setLevel(level)
 
 
 def ensure_export(model_dir: str | Path, cache_dir: str | Path, quantized: bool) -> tuple[Path, bool]:
