@@ -13,11 +13,13 @@ import atexit
 import contextlib
 import errno
 import os
+import queue
 import shutil
 import signal
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -158,15 +160,71 @@ def free_bytes(path: Path) -> int | None:
         return None
 
 
+class OneThread:
+    """Runs calls on one long-lived worker thread. Chroma's local (Rust) backend keeps
+    native memory per calling thread that it never gives back: a server whose chats run
+    on a pool of worker threads grew ~200 MB under load where the same searches made from
+    one thread grew ~100 MB (benchmarks/load.py; README, "Under load"). Calls made on the
+    worker itself (a call inside a call) run in place."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    def run(self, function: Callable, *args, **kwargs):
+        if threading.current_thread() is self._thread:
+            return function(*args, **kwargs)
+        self._ensure_started()
+        future: Future = Future()
+        self._queue.put((future, function, args, kwargs))
+        return future.result()
+
+    def _ensure_started(self) -> None:
+        with self._start_lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._serve, name=self._name, daemon=True)
+                self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            future, function, args, kwargs = self._queue.get()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(function(*args, **kwargs))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                future.set_exception(exc)
+
+
+LOCAL_CHROMA_THREAD = OneThread("chroma-local")
+
+
+def in_place(function: Callable, *args, **kwargs):
+    return function(*args, **kwargs)
+
+
+def runner(settings: Settings) -> Callable:
+    """Where a store's Chroma calls run (see Guarded)."""
+    return in_place if settings.chroma_url else LOCAL_CHROMA_THREAD.run
+
+
 class Guarded:
     """A Chroma client or collection whose failures that are the parts' fault (a Chroma
     server that is gone or frozen, a read-only or full disk) are raised as one-line
     StoreErrors; anything else passes through unchanged. Collections it hands out are
-    guarded too."""
+    guarded too. `run` is where reads run: a local store's all go to one thread
+    (OneThread), a server's run in the caller's thread (each request has its own timeout
+    and must not queue behind a frozen one). Writes always run in the caller's thread, so
+    a signal that stops an ingest interrupts the write itself, as it did before."""
 
-    def __init__(self, target, translate: Callable[[Exception], StoreError | None]) -> None:
+    WRITES = frozenset({"add", "upsert", "update", "delete", "modify", "create_collection", "delete_collection"})
+
+    def __init__(self, target, translate: Callable[[Exception], StoreError | None], run: Callable = in_place) -> None:
         self._target = target
         self._translate = translate
+        self._run = run
 
     def __getattr__(self, name: str):
         value = getattr(self._target, name)
@@ -177,7 +235,7 @@ class Guarded:
             from chromadb.api.models.Collection import Collection
 
             try:
-                result = value(*args, **kwargs)
+                result = value(*args, **kwargs) if name in self.WRITES else self._run(value, *args, **kwargs)
             except AssistantError:
                 raise
             except Exception as exc:
@@ -185,7 +243,7 @@ class Guarded:
                 if error is None:
                     raise
                 raise error from exc
-            return Guarded(result, self._translate) if isinstance(result, Collection) else result
+            return Guarded(result, self._translate, self._run) if isinstance(result, Collection) else result
 
         return call
 

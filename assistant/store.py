@@ -48,7 +48,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import store_faults
-from .chroma_client import Guarded, open_client, signals_held
+from .chroma_client import Guarded, open_client, runner, signals_held
 from .disk import full_error, room_for
 from .errors import StoreError
 from .journal import Entry, UndoJournal
@@ -83,7 +83,7 @@ class PaperStore:
         self.settings = settings
         self.location = settings.chroma_url or str(settings.chroma_dir)
         client, self.read_only = open_client(settings)
-        self._client = Guarded(client, self._fault)
+        self._client = Guarded(client, self._fault, runner(self.settings))
         self._collection = self._open_collection(settings.collection)
         self._sentences = self._open_collection(f"{settings.collection}-sentences")
         self._journal = UndoJournal(self._client, settings.collection)
@@ -145,7 +145,7 @@ class PaperStore:
             # the index as it is on disk now.
             SharedSystemClient._identifier_to_system.pop(getattr(self._client, "_identifier", ""), None)
             client, self.read_only = open_client(self.settings)
-            self._client = Guarded(client, self._fault)
+            self._client = Guarded(client, self._fault, runner(self.settings))
             self._collection = self._open_collection(self.settings.collection)
             self._sentences = self._open_collection(f"{self.settings.collection}-sentences")
 
