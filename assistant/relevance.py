@@ -84,10 +84,16 @@ class RelevanceScorer:
         scores = []
         for hit in hits:
             if hit.sentences and hit.sentence_vectors is not None:
-                scores.extend(self.score(s, v) for s, v in zip(hit.sentences, hit.sentence_vectors))
+                scores.append(self.best_sentence(hit.sentences, hit.sentence_vectors))
             else:
                 scores.append(hit.similarity)
         return max(scores, default=0.0)
+
+    def best_sentence(self, sentences: Sequence[str], vectors: np.ndarray | None) -> float:
+        """The relevance of the most relevant of these sentences (0 for none)."""
+        if not len(sentences) or vectors is None or not len(vectors):
+            return 0.0
+        return max(self.score(s, v) for s, v in zip(sentences, vectors))
 
     def strength(self, score: float) -> Strength:
         """Plain words: 'strong' from the level no unanswerable calibration question reached."""
@@ -125,3 +131,11 @@ def answerable(scorer: RelevanceScorer, query: str, hits: Sequence[Hit]) -> bool
     if on_topic and scorer.lead is not None:
         on_topic = best + settings.standout_weight * scorer.lead >= settings.answer_standout
     return on_topic or names_every_term(query, hits, settings)
+
+
+def on_topic(hit: Hit, best_sentence: float, settings: Settings) -> bool:
+    """Does this paper belong in a table or summary on the topic? Its whole-abstract cosine
+    says it is about the area, its best sentence that it addresses the point; neither alone
+    tells "speeding up diffusion sampling" from a diffusion paper about something else as
+    well as their sum (calibrated on judged papers: benchmarks/calibrate_topics.py)."""
+    return hit.similarity + best_sentence >= settings.topic_paper_score

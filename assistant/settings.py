@@ -220,6 +220,16 @@ class Settings(BaseSettings):
         le=2.0,
         description="Relevance labelled 'answers the question: strong' (no unanswerable calibration question reached it).",
     )
+    # A paper belongs in a table or summary on a topic when it is on the topic as a whole
+    # and one of its sentences addresses it: cosine(topic, paper) + its best sentence's
+    # relevance. Calibrated on benchmarks/topic_judgements.jsonl (660 judged papers, 22
+    # topics) by benchmarks/calibrate_topics.py.
+    topic_paper_score: float = Field(
+        default=0.89,
+        ge=0.0,
+        le=3.0,
+        description="A paper's cosine to a topic plus its best sentence's relevance from which it is a table row or summary source.",
+    )
     evidence_sentences: int = Field(default=8, ge=1, le=40, description="Evidence sentences shown to the model.")
     max_question_chars: int = Field(
         default=1000, ge=50, le=100_000, description="Longer questions, topics and claims are cut (with an ellipsis) to this many characters."
@@ -240,23 +250,10 @@ class Settings(BaseSettings):
     summary_max_reduce_rounds: int = Field(
         default=4, ge=1, le=10, description="Rounds of merging key points into an overview before giving up."
     )
-    summary_outlier_ratio: float = Field(
-        default=0.5,
-        ge=0.0,
-        le=1.0,
-        description="Retrieved papers less similar to the topic than this share of the best paper's similarity are left out.",
-    )
     summary_related_papers: int = Field(default=5, ge=0, le=20, description="Related papers listed in a paper summary.")
 
     # --- literature table ----------------------------------------------------------
     table_papers: int = Field(default=12, ge=1, le=30, description="Papers (rows) in a literature table.")
-    table_outlier_ratio: float = Field(
-        default=0.6,
-        ge=0.0,
-        le=1.0,
-        description="Table rows leave out papers less similar to the topic than this share of the best paper's similarity "
-        "(unless the paper names every term of the topic).",
-    )
 
     # --- UI ------------------------------------------------------------------
     host: str = "127.0.0.1"

@@ -244,20 +244,11 @@ def build_table(
 
 def relevant_hits(hits: Sequence[Hit], scorer: relevance.RelevanceScorer, topic: str, settings: Settings) -> list[Hit]:
     """The hits on the topic, in retrieval order. Nothing, unless the library answers the
-    topic at all (relevance.answerable); then each paper must pass the same test on its
-    own (on topic as a whole and a sentence that addresses it, both calibrated, or naming
-    every term of the topic) and not be an outlier: far less similar to the topic than
-    the best paper (settings.table_outlier_ratio)."""
+    topic at all (relevance.answerable); then each paper must be on the topic itself
+    (relevance.on_topic): sharing the topic's words or its broad area is not enough."""
     if not relevance.answerable(scorer, topic, hits):
         return []
-    best = max(h.similarity for h in hits)
-    kept = []
-    for hit in hits:
-        if relevance.names_every_term(topic, [hit], settings):
-            kept.append(hit)
-        elif relevance.answerable(scorer, topic, [hit]) and hit.similarity >= settings.table_outlier_ratio * best:
-            kept.append(hit)
-    return kept
+    return [hit for hit in hits if relevance.on_topic(hit, scorer.best([hit]), settings)]
 
 
 def _abstain(table: LiteratureTable, hits: Sequence[Hit], started: float) -> LiteratureTable:

@@ -62,6 +62,15 @@ def test_rows_are_on_topic(table):
     assert not any("Tidal Energy" in t or "Steganography" in t for t in titles)
 
 
+def test_papers_near_the_topic_words_but_not_on_it_are_not_rows(fixture_library: Library):
+    """Neural-network papers are near "training neural ODEs quickly" in words; only the one
+    about training neural ODEs faster (and its close neighbours) belongs in the table. The
+    rule before topic_paper_score kept a continual-learning and a Lipschitz-bound paper."""
+    titles = [row.paper.title for row in build_table(fixture_library, "training neural ODEs quickly", n=8).rows]
+    assert any(t.startswith("Continuous Deep Equilibrium Models") for t in titles)
+    assert not any(t.startswith(("Statistical mechanics of continual learning", "Efficiently Computing Local Lipschitz")) for t in titles)
+
+
 def test_a_column_the_abstract_does_not_fill_stays_empty(fixture_library: Library):
     """The tidal membrane abstract names no dataset (and states no problem): those cells
     stay empty; its method sentence and its code link (metadata) are filled."""

@@ -21,7 +21,7 @@ from .markdown import paper_markdown, references_block, topic_markdown
 from ..roles import assign_roles, representative_sentence
 from .paper import PaperSummary, summarize_paper
 from .themes import Theme, WordStats, cluster_papers, theme_count, theme_headings, word_stats
-from .topic import TopicSummary, drop_outliers, summarize_topic
+from .topic import TopicSummary, summarize_topic
 from .writer import Writer
 
 __all__ = [
@@ -34,7 +34,6 @@ __all__ = [
     "clean_line",
     "cluster_papers",
     "complete_sentences",
-    "drop_outliers",
     "drop_unfinished",
     "grounded",
     "paper_markdown",

@@ -1,6 +1,6 @@
 """Topic summaries, cited sentence by sentence.
 
-retrieve a diverse set of papers (MMR), leave out outliers → number them once, 1..n, in
+retrieve a diverse set of papers (MMR), leave out the off-topic ones → number them once, 1..n, in
 one :class:`SourceSet` → group them into themes (:mod:`.themes`) → **map**: for each part
 of a theme that fits the context budget, the model writes one key point per paper from
 that paper's quoted evidence, citing the global number → every key point is checked by
@@ -9,9 +9,8 @@ from the verified key points (with their global markers), in several rounds if t
 not fit the budget, and its output is verified again → papers left uncited get their best
 evidence sentence composed → :func:`citations.render` renumbers 1..m and builds the references.
 
-Papers whose best sentence does not address the topic are left out after retrieval (the
-calibrated relevance of :mod:`assistant.relevance`, plus how much of the topic's rarer
-terms the paper names). What is displayed reads on its own: each paper is named and
+Papers not on the topic itself are left out after retrieval (:func:`relevance.on_topic`,
+calibrated on judged papers). What is displayed reads on its own: each paper is named and
 said what it contributes (:mod:`.statements`), sentences that open by pointing back at
 an unseen sentence ("This …", "To this end, …") are rewritten or passed over, and every
 wording is verified against the abstract it cites.
@@ -136,50 +135,6 @@ def summarize_topic(
     return _TopicSummarizer(library, settings, llm, topic, n, max_context_tokens, progress, stop).run()
 
 
-def drop_outliers(hits: list[Hit], ratio: float) -> list[Hit]:
-    """Papers at least `ratio` times as similar to the topic as the best one."""
-    best = max((h.similarity for h in hits), default=0.0)
-    return [h for h in hits if h.similarity >= ratio * best]
-
-
-# A paper is on the topic when its best sentence reaches Settings.answer_relevance and it
-# names the topic's distinctive terms: at least this share of the topic's terms, weighted
-# by IDF squared (so "quantization" counts far more than "models"), unless its best
-# sentence is strongly relevant (Settings.strong_relevance). Calibrated on the shipped
-# corpus over benchmarks/topics.txt: this drops e.g. Megatron-LM and an activation-function
-# paper from "quantization of large language models" (both about LLMs, neither about
-# quantization) and keeps every quantization paper.
-TOPIC_TERM_SHARE = 0.5
-
-
-class TopicRelevance:
-    """How well a paper addresses a topic: its best sentence's relevance (the calibrated
-    scorer answers use) and the share of the topic's distinctive terms it names."""
-
-    def __init__(self, library: Library, topic: str, topic_vector: np.ndarray, settings: Settings) -> None:
-        weights = library.derived("term_weights", relevance.TermWeights)
-        self.scorer = relevance.RelevanceScorer(topic, topic_vector, weights, settings)
-        self.settings = settings
-        self._weights = {term: weights.idf(term) ** 2 for term in self.scorer.terms}
-
-    def best(self, sentences: list[str], vectors: np.ndarray | None) -> float:
-        if not sentences or vectors is None or not len(vectors):
-            return 0.0
-        return max(self.scorer.score(s, v) for s, v in zip(sentences, vectors))
-
-    def term_share(self, paper: Paper) -> float:
-        total = sum(self._weights.values())
-        if not total:
-            return 1.0
-        present = set(relevance.tokenize([paper.document])[0])
-        return sum(w for term, w in self._weights.items() if term in present) / total
-
-    def on_topic(self, paper: Paper, best: float) -> bool:
-        if best < self.settings.answer_relevance:
-            return False
-        return best >= self.settings.strong_relevance or self.term_share(paper) >= TOPIC_TERM_SHARE
-
-
 class _TopicSummarizer:
     """One topic summary: each method is one step; state shared between steps lives here."""
 
@@ -212,31 +167,29 @@ class _TopicSummarizer:
         return self.result
 
     def _retrieve(self) -> list[Hit]:
-        """The relevant papers, outliers left out; [] if none is relevant."""
+        """The papers on the topic; [] if none is."""
         with self._timed("retrieval_s"):
             hits = self.library.search(self.topic, self.n, mmr=True, settings=self.settings)
         self.result.hits = hits
         if not hits or max(h.similarity for h in hits) < self.settings.relevance_threshold:
             return []
-        kept = drop_outliers(hits, self.settings.summary_outlier_ratio)
-        if len(kept) < len(hits):
-            self.result.notes.append(f"{len(hits) - len(kept)} retrieved paper(s) far less relevant than the rest left out")
         with self._timed("relevance_s"):
-            kept = self._on_topic(kept)
+            kept = self._on_topic(hits)
         if kept:  # else the abstention names the nearest retrieved titles
             self.result.hits = kept
         return kept
 
     def _on_topic(self, hits: list[Hit]) -> list[Hit]:
-        """The papers whose best sentence addresses the topic (see TopicRelevance)."""
+        """The papers on the topic itself (relevance.on_topic), not only near its words."""
         self.topic_vector = self.library.embedder.embed_one(self.topic)
-        self.relevance = TopicRelevance(self.library, self.topic, self.topic_vector, self.settings)
+        weights = self.library.derived("term_weights", relevance.TermWeights)
+        self.scorer = relevance.RelevanceScorer(self.topic, self.topic_vector, weights, self.settings)
         self.stored = self.library.store.sentences([h.paper.id for h in hits])
         kept = []
         for hit in hits:
             sentences, vectors = self.stored.get(hit.paper.id) or (hit.sentences or [], hit.sentence_vectors)
-            best = self.relevance.best(sentences, vectors)
-            if self.relevance.on_topic(hit.paper, best):
+            best = self.scorer.best_sentence(sentences, vectors)
+            if relevance.on_topic(hit, best, self.settings):
                 kept.append(hit)
             else:
                 self.result.left_out.append((hit, best))
@@ -348,7 +301,7 @@ class _TopicSummarizer:
         if number not in self._candidates:
             source = self.sources[number]
             self._candidates[number] = (
-                statements.candidates(number, source.sentences, source.vectors, self.relevance.scorer.score, self.role_vectors)
+                statements.candidates(number, source.sentences, source.vectors, self.scorer.score, self.role_vectors)
                 if source.sentences
                 else []
             )
