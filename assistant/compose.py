@@ -35,11 +35,20 @@ from .text import grounded, is_boilerplate
 
 Relevance = Callable[[str, np.ndarray], float]
 
-# Questions that ask for a survey of the corpus rather than one fact.
+# Questions that ask for a survey of the corpus rather than one fact: a plural of "papers"
+# or "methods" asked for ("which methods …", "what models are there …"), not merely named
+# ("how can I make diffusion models faster" is a pointed question).
+_SURVEYED = (
+    r"(papers|works|studies|approaches|methods|techniques|ways|models|architectures|options|alternatives|"
+    r"strategies|systems|researchers|groups|examples|ideas|tricks|tools)"
+)
 _SEVERAL = re.compile(
-    r"\b(papers|works|studies|approaches|methods|techniques|ways|models|architectures|options|alternatives|"
-    r"strategies|systems|people|researchers|others|examples|list|compare|comparison|difference between|versus|vs\.?|"
-    r"survey|overview|literature|state of the art|is there (any )?(work|research|paper)|are there|any work)\b",
+    r"\b(which|what|any|some|other|different|several|various|main|existing|known|popular|best|list( of)?|all( the)?|"
+    r"are there( any)?)\s+([\w-]+\s+){0,3}" + _SURVEYED + r"\b"
+    r"|\b" + _SURVEYED + r"\s+(are there|exist|have been|has been|do people|can i)\b"
+    r"|\bhow (do|did|have) (people|researchers|others)\b"
+    r"|\b(compare|comparison|difference between|differences|versus|vs\.?|survey|overview|literature|state of the art|"
+    r"is there (any )?(work|research|paper)|any work|who (has|have)|what (has|have) been)\b",
     re.IGNORECASE,
 )
 _RESULT = re.compile(
@@ -54,7 +63,7 @@ _CONTRIBUTES = re.compile(
     re.IGNORECASE,
 )
 _BACKGROUND = re.compile(
-    r"\b(has|have) (become|been|gained|received|attracted|shown)|\b(important|crucial|essential|fundamental|"
+    r"\b(has|have) (recently )?(become|been|gained|received|attracted|shown|emerged|demonstrated)|\brecent (years|advances|progress|successes?)\b|\b(important|crucial|essential|fundamental|"
     r"popular|challenging|increasingly|remains?|despite|although|however|suffer\w*|struggl\w*|limitations?|"
     r"difficult|prohibitive|unfortunately|lack\w*)\b",
     re.IGNORECASE,
@@ -77,6 +86,7 @@ class _Choice:
     vector: np.ndarray
     relevance: float  # how well it answers the question (calibrated; thresholds apply to it)
     rank: float  # relevance adjusted for what the sentence contributes: orders a paper's sentences
+    background: bool = False  # sets the scene ("X have emerged as …") rather than contributing
 
 
 def wants_several(question: str) -> bool:
@@ -127,8 +137,8 @@ def compose_answer(
             wanted = top.relevance >= max(floor, best - _FURTHER_PAPER_MARGIN) and sources[n].similarity >= _FURTHER_PAPER_RANK
         else:  # a pointed question: a second paper only if it answers as well as the first
             wanted = top.relevance >= max(floor, best - _SECOND_PAPER_MARGIN)
-        if not wanted or any(float(top.vector @ c.vector) >= _REDUNDANT for picks in chosen for c in picks):
-            continue  # not an answer, or says what a chosen paper already said
+        if not wanted or top.background or any(float(top.vector @ c.vector) >= _REDUNDANT for picks in chosen for c in picks):
+            continue  # not an answer (background near the question's words is not one), or said already
         chosen.append(_sentences_for(per_paper[n], floor, count=1))
 
     verifier = Verifier(sources, settings.support_threshold)
@@ -158,7 +168,8 @@ def _candidates(n: int, sentences: list[str], vectors: np.ndarray, relevance: Re
             rank -= _BACKGROUND_PENALTY
         if refers_back(standalone):  # as displayed: "To address this problem, " is gone by then
             rank -= _REFERS_BACK_PENALTY
-        ranked.append(_Choice(n, sentence, vector, score, rank))
+        background = bool(_BACKGROUND.search(sentence)) and not _CONTRIBUTES.search(sentence)
+        ranked.append(_Choice(n, sentence, vector, score, rank, background))
     return sorted(ranked, key=lambda c: -c.rank)
 
 

@@ -56,6 +56,9 @@ def test_names_and_capitals():
     assert refers_back("Despite their power, these models often fail.")
     assert not refers_back("Methods such as pruning help.")
     assert wants_several("Which approaches speed up attention?") and not wants_several("How does PolyLoss weight the terms?")
+    # A plural that is only named, not asked for, does not make a survey question.
+    assert not wants_several("How can I make diffusion models generate images faster?")
+    assert wants_several("what models are there for predicting clicks?") and wants_several("How do people split training across GPUs?")
 
 
 def _sources_for(library, question: str):

@@ -182,6 +182,11 @@ def summarize_answers(outcomes: Sequence[AnswerOutcome]) -> dict:
         "answerable_wrongly_abstained_rate": share(on_topic, lambda o: o.abstained),
         "multi_two_plus_rate": share(multi, lambda o: len(set(o.cited_ids)) >= 2),
         "multi_two_plus_expected_rate": share(multi, lambda o: len(set(o.cited_ids) & set(o.expected_ids)) >= 2),
+        # Of the papers answers to answerable questions cite, the share that are expected ones
+        # (low: answers pad with loosely related papers).
+        "cited_expected_share": round(
+            sum(len(set(o.cited_ids) & set(o.expected_ids)) for o in on_topic) / max(1, sum(len(set(o.cited_ids)) for o in on_topic)), 4
+        ),
         "citation_precision": round(sum(citations) / len(citations), 4) if citations else None,
         "citations": len(citations),
         "mean_support": round(sum(supports) / len(supports), 4) if supports else None,
