@@ -2,7 +2,8 @@
 directory) as one-line errors that name the part and the fix.
 
 Chroma reports these in its own words (an httpx timeout, "attempt to write a readonly
-database", "Failed to apply logs to the metadata segment" for a full disk); the store's
+database", "Failed to apply logs to the metadata segment" for a full disk, "… hnsw segment
+…" for a vector index a kill left half-saved: see repair.py); the store's
 callers see :class:`StoreError` / :class:`DiskFull` instead, and nothing else changes.
 """
 
@@ -33,6 +34,12 @@ def translate(settings: Settings, location: str, exc: Exception) -> StoreError |
         return StoreError(f"the store at {location} is read-only: make it writable, or ingest into another --store")
     if caused_by_full_disk(settings, exc):
         return DiskFull(f"the disk holding {settings.store_dir} is full, so the store cannot be read or written: free space and run again")
+    if "hnsw segment" in str(exc).lower() or "deserializing pickle" in str(exc).lower():
+        return StoreError(
+            f"the vector index of the store at {location} is damaged (Chroma was stopped while saving it: a kill, "
+            f"crash or power loss): run `assistant repair --store {settings.store_dir}` to rebuild it from the papers "
+            "its database holds; no committed paper is lost"
+        )
     return None
 
 

@@ -13,6 +13,7 @@ import base64
 import json
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -125,12 +126,18 @@ class WriterLock:
     instead of interleaving its writes. (A Chroma server's writers take turns through the
     store's pending mark instead, see store.py.)"""
 
+    _held: dict[tuple[str, int], int] = {}  # (lock path, thread) -> nesting depth: a repair ingests under its own lock
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._handle = None
+        self._key = (str(settings.store_dir / "ingest.lock"), threading.get_ident())
 
     def __enter__(self) -> "WriterLock":
         if self.settings.chroma_url:
+            return self
+        if self._key in WriterLock._held:
+            WriterLock._held[self._key] += 1
             return self
         import errno
         import fcntl
@@ -163,9 +170,14 @@ class WriterLock:
         handle.write(str(os.getpid()))
         handle.flush()
         self._handle = handle
+        WriterLock._held[self._key] = 1
         return self
 
     def __exit__(self, *exc) -> None:
+        if self._key in WriterLock._held and self._handle is None:
+            WriterLock._held[self._key] -= 1
+            return
+        WriterLock._held.pop(self._key, None)
         if self._handle is not None:
             import fcntl
 

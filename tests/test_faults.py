@@ -589,3 +589,41 @@ def test_papers_stored_under_legacy_ascii_ids_are_moved_not_duplicated(tmp_path:
 
     again = library.ingest(files)
     assert (again.rekeyed, again.unchanged, again.added) == (0, 4, 0)
+
+
+# --- a vector index Chroma left half-saved ----------------------------------------------------
+
+
+def test_a_half_saved_vector_index_is_one_line_and_repair_rebuilds_every_paper(tmp_path: Path):
+    """Chroma 1.5 saves a collection's HNSW index in place, without fsync, every 1,000 rows,
+    and purges its log up to the save: a kill during the save (seen at 18,000 papers) leaves
+    an index it can neither load nor rebuild. The papers are still in its database, so every
+    command names `assistant repair`, and repair rebuilds the store with every paper intact."""
+    store_dir = tmp_path / "store"
+    papers = read_paths([SHIPPED_CORPUS]).papers[:150]  # > 1,000 sentences: Chroma has saved the index
+    library = Library(Settings(store_dir=store_dir))
+    library.ingest_papers(papers)
+    before = {id: paper.to_dict() for id, paper in library.store.papers(library.store.ids()).items()}
+    assert len(before) == 150 and library.store.sentence_count() > 1000
+    del library
+    # The save cut short: the id map truncated mid-write (as in chroma-core/chroma#4218).
+    maps = sorted((store_dir / "chroma").glob("*/index_metadata.pickle"), key=lambda p: p.stat().st_size)
+    assert maps, "Chroma saved no index: the store is too small for this test"
+    biggest = maps[-1]
+    biggest.write_bytes(biggest.read_bytes()[: biggest.stat().st_size // 2])
+
+    env = _env(store_dir)
+    broken = _cli("search", "network pruning", env=env)
+    assert broken.returncode == 1
+    line = _one_error_line(broken.stderr)
+    assert "is damaged" in line and f"assistant repair --store {store_dir}" in line and "no committed paper is lost" in line
+
+    repaired = _cli("repair", env=env)
+    assert repaired.returncode == 0, repaired.stderr
+    assert "from its 150 committed papers" in repaired.stdout
+    assert list(store_dir.glob("chroma.damaged-*")), "the damaged directory is kept for the user"
+    library = Library(Settings(store_dir=store_dir))
+    assert {id: paper.to_dict() for id, paper in library.store.papers(library.store.ids()).items()} == before
+    assert len(_consistent(library)) == 150
+    assert library.search("network pruning", 3)
+    assert _cli("search", "network pruning", env=env).returncode == 0

@@ -1,4 +1,4 @@
-"""Library commands: ingest, search, stats, show."""
+"""Library commands: ingest, search, stats, show, repair."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from .common import (
     app,
     fail,
     friendly_errors,
+    make_settings,
     open_library,
     print_json,
     progress_bar,
@@ -75,6 +76,37 @@ def ingest(
         )
     if not report.files:
         raise typer.Exit(1)  # nothing could be read at all
+
+
+@app.command()
+@friendly_errors
+def repair(
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Rebuild a local store whose vector index is damaged (Chroma stopped while saving it),
+    from the papers its database holds. Every committed paper is kept; papers and sentences
+    are embedded again."""
+    from ..repair import repair_store
+
+    settings = make_settings(store=store, embedding_memory_arena=True)
+    bar = progress_bar("Rebuilding", "paper", enabled=not as_json)
+    try:
+        report = repair_store(settings, progress=bar)
+    except KeyboardInterrupt:
+        bar.close()
+        fail("repair stopped: the store is as it was before it; run the same command again", code=130)
+        return
+    finally:
+        bar.close()
+    if as_json:
+        print_json({"papers": report.papers, "undone": report.undone, "damaged_copy": str(report.damaged_copy), "seconds": round(report.seconds, 1)})
+        return
+    undone = f" ({report.undone} paper(s) of an unfinished batch undone: run that ingest again)" if report.undone else ""
+    typer.echo(
+        f"Rebuilt {settings.chroma_dir} from its {report.papers} committed papers in {report.seconds:.0f} s{undone}. "
+        f"The damaged copy is kept at {report.damaged_copy}: delete it once searches work."
+    )
 
 
 @app.command()
