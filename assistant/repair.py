@@ -74,7 +74,7 @@ def committed_papers(database: Path, collection: str) -> tuple[list[Paper], int,
     with connection:
         metadata = _collection_metadata(connection, collection)
         state = StoreState(str(metadata.get("generation", "")), int(metadata.get("seq", 0) or 0), str(metadata.get("pending", "") or ""))
-        records = _records(connection, collection, "record")
+        records = _values(connection, collection, "record")
         undone = 0
         if state.pending_token:
             journal = _journal(connection, f"{collection}-journal", state.pending_token)
@@ -101,39 +101,25 @@ def _collection_metadata(connection: sqlite3.Connection, name: str) -> dict:
     }
 
 
-def _records(connection: sqlite3.Connection, collection: str, key: str) -> dict[str, str]:
-    """id -> the string metadata `key` of every row of the collection, from its metadata segment."""
-    query = """
-        SELECT e.embedding_id, m.string_value
+def _values(connection: sqlite3.Connection, collection: str, key: str, ids_like: str = "%", column: str = "string_value") -> dict:
+    """id -> metadata `key` (from `column`) of the collection's rows whose id is LIKE
+    `ids_like`, read from its metadata segment (the document is the key 'chroma:document')."""
+    query = f"""
+        SELECT e.embedding_id, m.{column}
         FROM embeddings e
         JOIN segments s ON s.id = e.segment_id
         JOIN collections c ON c.id = s.collection
         JOIN embedding_metadata m ON m.id = e.id
-        WHERE c.name = ? AND s.scope = 'METADATA' AND m.key = ?
+        WHERE c.name = ? AND s.scope = 'METADATA' AND m.key = ? AND e.embedding_id LIKE ?
     """
-    return dict(connection.execute(query, (collection, key)))
+    return dict(connection.execute(query, (collection, key, ids_like)))
 
 
 def _journal(connection: sqlite3.Connection, name: str, token: str) -> dict | None:
     """The unfinished batch's undo record, None when it was never wholly written (so the
     batch never reached its rows: see journal.UndoJournal.load)."""
-    query = """
-        SELECT e.embedding_id, m.string_value
-        FROM embeddings e
-        JOIN segments s ON s.id = e.segment_id
-        JOIN collections c ON c.id = s.collection
-        JOIN embedding_metadata m ON m.id = e.id
-        WHERE c.name = ? AND s.scope = 'METADATA' AND m.key = 'chroma:document' AND e.embedding_id LIKE ?
-    """
-    parts = sorted(connection.execute(query, (name, f"{token}:%")), key=lambda row: int(row[0].rsplit(":", 1)[1]))
-    if not parts:
-        return None
-    expected = connection.execute(
-        """SELECT m.int_value FROM embeddings e JOIN embedding_metadata m ON m.id = e.id
-           JOIN segments s ON s.id = e.segment_id JOIN collections c ON c.id = s.collection
-           WHERE c.name = ? AND e.embedding_id = ? AND m.key = 'parts'""",
-        (name, f"{token}:0"),
-    ).fetchone()
-    if expected is None or expected[0] != len(parts):
+    parts = sorted(_values(connection, name, "chroma:document", f"{token}:%").items(), key=lambda item: int(item[0].rsplit(":", 1)[1]))
+    expected = _values(connection, name, "parts", f"{token}:0", column="int_value").get(f"{token}:0")
+    if not parts or expected != len(parts):
         return None
     return json.loads("".join(document for _, document in parts))

@@ -627,3 +627,32 @@ def test_a_half_saved_vector_index_is_one_line_and_repair_rebuilds_every_paper(t
     assert len(_consistent(library)) == 150
     assert library.search("network pruning", 3)
     assert _cli("search", "network pruning", env=env).returncode == 0
+
+
+def test_repair_leaves_out_the_batch_a_killed_ingest_left_unfinished(tmp_path: Path):
+    """Repair reads the papers straight from Chroma's database, so it must undo an unfinished
+    batch itself, from the journal, as the next reader would: killed after batch 2's rows
+    were written but before its commit, the rebuilt store holds batch 1 alone."""
+    from assistant.repair import committed_papers
+
+    store_dir = tmp_path / "store"
+    env = _env(store_dir, ASSISTANT_INGEST_BATCH_SIZE=str(BATCH))
+    process = subprocess.Popen(
+        [sys.executable, "-c", _KILL_CHILD, "written-not-committed", str(FIXTURE_PAPERS)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
+    )
+    try:
+        _wait_for(process, "STOP")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.communicate(timeout=HANG_GUARD)
+    papers, undone, _ = committed_papers(store_dir / "chroma" / "chroma.sqlite3", "papers")
+    assert len(papers) == BATCH and undone == BATCH  # batch 2's rows are in the database, but not committed
+
+    repaired = _cli("repair", env=env)
+    assert repaired.returncode == 0, repaired.stderr
+    assert f"{BATCH} paper(s) of an unfinished batch undone" in repaired.stdout
+    library = Library(Settings(store_dir=store_dir, ingest_batch_size=BATCH))
+    assert _consistent(library) == {p.id for p in papers}
+    assert _cli("ingest", str(FIXTURE_PAPERS), env=env).returncode == 0  # and the ingest completes on it
+    assert len(_consistent(Library(Settings(store_dir=store_dir)))) == 33
