@@ -19,6 +19,7 @@ damaged directory back, so the store is as it was.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import sqlite3
@@ -71,7 +72,7 @@ def committed_papers(database: Path, collection: str) -> tuple[list[Paper], int,
         connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open the store's database {database} ({exc}): nothing can be rebuilt from it") from exc
-    with connection:
+    with contextlib.closing(connection):
         metadata = _collection_metadata(connection, collection)
         state = StoreState(str(metadata.get("generation", "")), int(metadata.get("seq", 0) or 0), str(metadata.get("pending", "") or ""))
         records = _values(connection, collection, "record")

@@ -86,7 +86,7 @@ def repair(
 ) -> None:
     """Rebuild a local store whose vector index is damaged (Chroma stopped while saving it),
     from the papers its database holds. Every committed paper is kept; papers and sentences
-    are embedded again."""
+    are embedded again. Stop `assistant serve` on the store first."""
     from ..repair import repair_store
 
     settings = make_settings(store=store, embedding_memory_arena=True)
