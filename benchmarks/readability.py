@@ -14,9 +14,11 @@ summaries (benchmarks/topics.txt: a dozen topics worded as a researcher would)
 - headings_phrase_share     theme headings that are multi-word phrases present in their papers (target 1)
 - dangling_share            displayed summary sentences with a dangling opening (target 0)
 - off_topic_kept            cited papers whose best sentence is below answer_relevance (summed)
+- judged_off_topic          cited papers judged off topic in benchmarks/topic_judgements.jsonl, of those judged
 - summary_s p50 / max       time per summary (model included)
 tables (the same topics, 12 papers each)
 - cells_verbatim_share      filled text cells occurring verbatim in the cited abstract (must be 1)
+- judged_off_topic          rows judged off topic in benchmarks/topic_judgements.jsonl, of those judged
 - table_s p50 / max         time per table (target < 20 s for 12 papers on 2 cores)
 """
 
@@ -41,6 +43,15 @@ from assistant.rewrite import short_name  # noqa: E402
 from assistant.settings import Settings  # noqa: E402
 from assistant.summarize import summarize_topic  # noqa: E402
 from assistant.table import build_table  # noqa: E402
+
+
+JUDGEMENTS = ROOT / "benchmarks" / "topic_judgements.jsonl"
+
+
+def judged_off_topic(topic: str, paper_ids: list[str], labels: dict) -> tuple[int, int]:
+    """(papers judged off topic, papers judged at all) among these, for this topic."""
+    judged = [labels[(topic, pid)] for pid in paper_ids if (topic, pid) in labels]
+    return sum(label == 0 for label in judged), len(judged)
 
 
 def named_share(results: list) -> float | None:
@@ -95,7 +106,8 @@ def main() -> None:
         "answer_s_p95": answers["latency_p95"],
     }
 
-    totals = {"headings": 0, "headings_phrases": 0, "sentences": 0, "dangling": 0, "off_topic_kept": 0}
+    labels = {(r["topic"], r["id"]): r["label"] for r in map(json.loads, JUDGEMENTS.read_text(encoding="utf-8").splitlines())}
+    totals = {"headings": 0, "headings_phrases": 0, "sentences": 0, "dangling": 0, "off_topic_kept": 0, "judged_off": 0, "judged": 0}
     summary_seconds = []
     for topic in topics:
         started = time.perf_counter()
@@ -104,20 +116,26 @@ def main() -> None:
         for key, value in topic_summary_figures(summary, library).items():
             if key in totals:
                 totals[key] += value
+        off, judged = judged_off_topic(topic, [] if summary.abstained else [p.id for p in summary.papers], labels)
+        totals["judged_off"] += off
+        totals["judged"] += judged
     figures["summaries"] = {
         "topics": len(topics),
         "headings_phrase_share": totals["headings_phrases"] / totals["headings"] if totals["headings"] else None,
         "dangling_share": totals["dangling"] / totals["sentences"] if totals["sentences"] else None,
         "off_topic_kept": totals["off_topic_kept"],
+        "judged_off_topic": f"{totals['judged_off']} of {totals['judged']}",
         "summary_s_p50": statistics.median(summary_seconds) if summary_seconds else None,
         "summary_s_max": max(summary_seconds, default=None),
     }
 
-    table_seconds, filled, verbatim = [], 0, 0
+    table_seconds, filled, verbatim, rows_off, rows_judged = [], 0, 0, 0, 0
     for topic in topics:
         started = time.perf_counter()
         table = build_table(library, topic, n=12)
         table_seconds.append(time.perf_counter() - started)
+        off, judged = judged_off_topic(topic, [row.paper.id for row in table.rows], labels)
+        rows_off, rows_judged = rows_off + off, rows_judged + judged
         for row in table.rows:
             abstract = " ".join(row.paper.abstract.split())
             for column, cell in row.cells.items():
@@ -129,6 +147,7 @@ def main() -> None:
         "topics": len(topics),
         "cells_filled": filled,
         "cells_verbatim_share": verbatim / filled if filled else None,
+        "judged_off_topic": f"{rows_off} of {rows_judged}",
         "table_s_p50": statistics.median(table_seconds) if table_seconds else None,
         "table_s_max": max(table_seconds, default=None),
     }
