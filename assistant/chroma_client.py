@@ -183,7 +183,7 @@ class OneThread:
 
     def _ensure_started(self) -> None:
         with self._start_lock:
-            if self._thread is None:
+            if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._serve, name=self._name, daemon=True)
                 self._thread.start()
 

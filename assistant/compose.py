@@ -40,15 +40,19 @@ Relevance = Callable[[str, np.ndarray], float]
 # ("how can I make diffusion models faster" is a pointed question).
 _SURVEYED = (
     r"(papers|works|studies|approaches|methods|techniques|ways|models|architectures|options|alternatives|"
-    r"strategies|systems|researchers|groups|examples|ideas|tricks|tools)"
+    r"strategies|systems|researchers|groups|examples|tricks|tools)"
 )
+# Words between "which" and the plural: adjectives and nouns ("which post-training quantization
+# methods"), never a verb or article ("what loss do diffusion models use" asks about one loss).
+_GAP = r"((?!(do|does|did|is|are|was|were|can|could|should|would|will|the|a|an|of|about|on|in|for|to|with|say|says)\b)[\w-]+\s+){0,3}"
 _SEVERAL = re.compile(
-    r"\b(which|what|any|some|other|different|several|various|main|existing|known|popular|best|list( of)?|all( the)?|"
-    r"are there( any)?)\s+([\w-]+\s+){0,3}" + _SURVEYED + r"\b"
+    r"\b(which|what|any|other|different|several|various|popular|list( of)?|all( the)?|are there( any)?)\s+" + _GAP + _SURVEYED + r"\b"
     r"|\b" + _SURVEYED + r"\s+(are there|exist|have been|has been|do people|can i)\b"
+    r"|^\W*" + _SURVEYED + r"\b"  # "Papers on graph neural networks for chemistry"
+    r"|\b(find|show|give|recommend|looking for)( me)?\s+" + _GAP + _SURVEYED + r"\b"
     r"|\bhow (do|did|have) (people|researchers|others)\b"
-    r"|\b(compare|comparison|difference between|differences|versus|vs\.?|survey|overview|literature|state of the art|"
-    r"is there (any )?(work|research|paper)|any work|who (has|have)|what (has|have) been)\b",
+    r"|\b(compare|comparison|difference between|differences|versus|vs\.?|survey|overview|literature|state[- ]of[- ]the[- ]art|"
+    r"recent (work|research|papers)|is there (any )?(work|research|paper)|any work|who (has|have)|what (has|have) been)\b",
     re.IGNORECASE,
 )
 _RESULT = re.compile(
@@ -168,7 +172,7 @@ def _candidates(n: int, sentences: list[str], vectors: np.ndarray, relevance: Re
             rank -= _BACKGROUND_PENALTY
         if refers_back(standalone):  # as displayed: "To address this problem, " is gone by then
             rank -= _REFERS_BACK_PENALTY
-        background = bool(_BACKGROUND.search(sentence)) and not _CONTRIBUTES.search(sentence)
+        background = bool(_BACKGROUND.search(sentence)) and not (_CONTRIBUTES.search(sentence) or _RESULT.search(sentence))
         ranked.append(_Choice(n, sentence, vector, score, rank, background))
     return sorted(ranked, key=lambda c: -c.rank)
 

@@ -12,9 +12,9 @@ SQLite database (the metadata segment), written transactionally. So the store is
 from there: the committed papers are read straight from SQLite (Chroma cannot read a
 collection whose index it cannot load), an unfinished batch is undone from its journal
 as `PaperStore.recover` would, and everything is ingested afresh into a new directory,
-re-embedding papers and sentences, where the damaged directory was, after moving it aside
-(renamed, kept until the user deletes it). A repair that fails or is interrupted puts the
-damaged directory back, so the store is as it was.
+re-embedding papers and sentences, into a directory beside the store; only then is the
+damaged directory moved aside (renamed, kept until the user deletes it) and the new one put
+in its place. A repair that fails, is stopped or killed before that leaves the store as it was.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from .library import Library
 from .progress import Progress
 from .records import Paper
 from .settings import Settings
+from .chroma_client import signals_held
 from .writes import StoreState, WriterLock, rows_from_json
 
 
@@ -53,39 +54,57 @@ def repair_store(settings: Settings, progress: Progress | None = None) -> Repair
     started = time.perf_counter()
     with WriterLock(settings):
         papers, undone, family = committed_papers(database, settings.collection)
+        build = settings.store_dir / ".repair"  # built beside the store: a kill before the swap leaves the store as it was
+        shutil.rmtree(build, ignore_errors=True)
+        backend = "onnx-int8" if family == "int8" else ("onnx" if settings.embedding_backend == "onnx-int8" else settings.embedding_backend)
+        rebuilt = Library(settings.with_overrides(store_dir=build, embedding_backend=backend))
+        rebuilt.ingest_papers(papers, progress=progress)
+        _let_go(rebuilt, build / "chroma")
         damaged = settings.store_dir / f"chroma.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
-        settings.chroma_dir.rename(damaged)
-        try:
-            backend = "onnx-int8" if family == "int8" else ("onnx" if settings.embedding_backend == "onnx-int8" else settings.embedding_backend)
-            Library(settings.with_overrides(embedding_backend=backend)).ingest_papers(papers, progress=progress)
-        except BaseException:  # a failed or interrupted repair leaves the store as it was
-            shutil.rmtree(settings.chroma_dir, ignore_errors=True)
-            damaged.rename(settings.chroma_dir)
-            raise
+        with signals_held():
+            settings.chroma_dir.rename(damaged)
+            (build / "chroma").rename(settings.chroma_dir)
+        shutil.rmtree(build, ignore_errors=True)
     return RepairReport(len(papers), undone, damaged, time.perf_counter() - started)
+
+
+def _let_go(library: Library, chroma_dir: Path) -> None:
+    """Stop the Chroma system that built the new store before its directory is moved, so
+    nothing of it writes to the old path afterwards."""
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    system = SharedSystemClient._identifier_to_system.pop(str(chroma_dir), None)
+    del library
+    if system is not None:
+        system.stop()
 
 
 def committed_papers(database: Path, collection: str) -> tuple[list[Paper], int, str]:
     """The papers of every committed batch (an unfinished batch undone from its journal),
     how many papers undoing touched, and the store's embedding family."""
+    # Read-write (the ingest lock is held): a process killed mid-transaction leaves a journal
+    # that only a writable connection may roll back before reading.
     try:
-        connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+        with contextlib.closing(sqlite3.connect(database)) as connection:
+            return _committed_papers(connection, collection)
     except sqlite3.Error as exc:
-        raise StoreError(f"cannot open the store's database {database} ({exc}): nothing can be rebuilt from it") from exc
-    with contextlib.closing(connection):
-        metadata = _collection_metadata(connection, collection)
-        state = StoreState(str(metadata.get("generation", "")), int(metadata.get("seq", 0) or 0), str(metadata.get("pending", "") or ""))
-        records = _values(connection, collection, "record")
-        undone = 0
-        if state.pending_token:
-            journal = _journal(connection, f"{collection}-journal", state.pending_token)
-            if journal is not None:
-                for id in journal["absent"]:
-                    undone += records.pop(id, None) is not None
-                old = rows_from_json(journal["papers"])
-                for id, meta in zip(old.ids, old.metadatas):
-                    records[id] = meta["record"]
-                    undone += 1
+        raise StoreError(f"cannot read the store's database {database} ({exc}): nothing can be rebuilt from it") from exc
+
+
+def _committed_papers(connection: sqlite3.Connection, collection: str) -> tuple[list[Paper], int, str]:
+    metadata = _collection_metadata(connection, collection)
+    state = StoreState(str(metadata.get("generation", "")), int(metadata.get("seq", 0) or 0), str(metadata.get("pending", "") or ""))
+    records = _values(connection, collection, "record")
+    undone = 0
+    if state.pending_token:
+        journal = _journal(connection, f"{collection}-journal", state.pending_token)
+        if journal is not None:
+            for id in journal["absent"]:
+                undone += records.pop(id, None) is not None
+            old = rows_from_json(journal["papers"])
+            for id, meta in zip(old.ids, old.metadatas):
+                records[id] = meta["record"]
+                undone += 1
     return [Paper(**json.loads(record)) for record in records.values()], undone, str(metadata.get("embedding_family", "fp32"))
 
 

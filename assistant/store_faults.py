@@ -17,6 +17,16 @@ from .errors import AssistantError, DiskFull, StoreError
 from .settings import Settings
 
 
+# What Chroma 1.5 says when it cannot load or replay into a half-saved HNSW index (seen after
+# kills: a truncated id map, index files out of step with it); its other "hnsw segment"
+# errors (a locked database, a failed save) are not damage and pass through.
+_HALF_SAVED_INDEX = (
+    "Error deserializing pickle file",
+    "Failed to apply logs to the hnsw segment writer",
+    "Error loading hnsw index",
+)
+
+
 def translate(settings: Settings, location: str, exc: Exception) -> StoreError | None:
     """The one-line error for a failure of the parts underneath, None for anything else."""
     if settings.chroma_url:
@@ -34,11 +44,11 @@ def translate(settings: Settings, location: str, exc: Exception) -> StoreError |
         return StoreError(f"the store at {location} is read-only: make it writable, or ingest into another --store")
     if caused_by_full_disk(settings, exc):
         return DiskFull(f"the disk holding {settings.store_dir} is full, so the store cannot be read or written: free space and run again")
-    if "hnsw segment" in str(exc).lower() or "deserializing pickle" in str(exc).lower():
+    if any(sign in str(exc) for sign in _HALF_SAVED_INDEX):
         return StoreError(
-            f"the vector index of the store at {location} is damaged (Chroma was stopped while saving it: a kill, "
-            f"crash or power loss): run `assistant repair --store {settings.store_dir}` to rebuild it from the papers "
-            "its database holds; no committed paper is lost"
+            f"the vector index of the store at {location} is damaged, most likely because Chroma was stopped while "
+            f"saving it (a kill, crash or power loss; Chroma said: {reason(exc)}): run `assistant repair --store "
+            f"{settings.store_dir}` to rebuild it from the papers its database holds; no committed paper is lost"
         )
     return None
 

@@ -59,6 +59,10 @@ def test_names_and_capitals():
     # A plural that is only named, not asked for, does not make a survey question.
     assert not wants_several("How can I make diffusion models generate images faster?")
     assert wants_several("what models are there for predicting clicks?") and wants_several("How do people split training across GPUs?")
+    for pointed in ("What loss do diffusion models use?", "Why do some models overfit?", "What are the main ideas of PolyLoss?"):
+        assert not wants_several(pointed), pointed
+    for survey in ("Papers on graph neural networks for chemistry", "Find papers about network pruning", "state-of-the-art in NAS"):
+        assert wants_several(survey), survey
 
 
 def _sources_for(library, question: str):

@@ -618,9 +618,20 @@ def test_a_half_saved_vector_index_is_one_line_and_repair_rebuilds_every_paper(t
     line = _one_error_line(broken.stderr)
     assert "is damaged" in line and f"assistant repair --store {store_dir}" in line and "no committed paper is lost" in line
 
+    # A repair killed while it rebuilds (beside the store) leaves the store as it was.
+    killed = subprocess.Popen([sys.executable, "-m", "assistant.cli", "repair"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    deadline = time.monotonic() + HANG_GUARD
+    while not (store_dir / ".repair" / "chroma").exists() and killed.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    killed.kill()
+    killed.communicate(timeout=HANG_GUARD)
+    assert not list(store_dir.glob("chroma.damaged-*"))
+    assert "is damaged" in _one_error_line(_cli("search", "network pruning", env=env).stderr)
+
     repaired = _cli("repair", env=env)
     assert repaired.returncode == 0, repaired.stderr
     assert "from its 150 committed papers" in repaired.stdout
+    assert not (store_dir / ".repair").exists()
     assert list(store_dir.glob("chroma.damaged-*")), "the damaged directory is kept for the user"
     library = Library(Settings(store_dir=store_dir))
     assert {id: paper.to_dict() for id, paper in library.store.papers(library.store.ids()).items()} == before
@@ -656,3 +667,35 @@ def test_repair_leaves_out_the_batch_a_killed_ingest_left_unfinished(tmp_path: P
     assert _consistent(library) == {p.id for p in papers}
     assert _cli("ingest", str(FIXTURE_PAPERS), env=env).returncode == 0  # and the ingest completes on it
     assert len(_consistent(Library(Settings(store_dir=store_dir)))) == 33
+
+
+def test_local_chroma_reads_run_on_one_thread_and_keep_their_errors(tmp_path: Path):
+    """A local store's reads all run on one worker thread (Chroma keeps native memory per
+    calling thread); a read made from that thread runs in place, and a failure reaches the
+    caller as the same one-line StoreError."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from assistant.chroma_client import LOCAL_CHROMA_THREAD
+
+    library = Library(Settings(store_dir=tmp_path / "store"))
+    library.ingest([FIXTURE_PAPERS])
+    seen = []
+    real_get = library.store._collection._target.get
+
+    def get(*args, **kwargs):
+        seen.append(threading.current_thread().name)
+        return real_get(*args, **kwargs)
+
+    library.store._collection._target.get = get
+    with ThreadPoolExecutor(4) as pool:
+        assert all(len(found) == 3 for found in pool.map(lambda _: library.store.papers(library.store.ids()[:3]), range(8)))
+    assert set(seen) == {"chroma-local"}
+    assert LOCAL_CHROMA_THREAD.run(lambda: LOCAL_CHROMA_THREAD.run(threading.current_thread)).name == "chroma-local"  # re-entrant
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("Error executing plan: Error deserializing pickle file: eval error at offset 3: EOF")
+
+    library.store._collection._target.get = fail
+    with pytest.raises(StoreError, match="is damaged.*assistant repair"):
+        library.store.papers(["p-1"])

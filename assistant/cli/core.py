@@ -78,6 +78,10 @@ def ingest(
         raise typer.Exit(1)  # nothing could be read at all
 
 
+def _interrupt(number: int, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops a repair as Ctrl-C does
+
+
 @app.command()
 @friendly_errors
 def repair(
@@ -91,14 +95,16 @@ def repair(
 
     settings = make_settings(store=store, embedding_memory_arena=True)
     bar = progress_bar("Rebuilding", "paper", enabled=not as_json)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         report = repair_store(settings, progress=bar)
     except KeyboardInterrupt:
         bar.close()
-        fail("repair stopped: the store is as it was before it; run the same command again", code=130)
+        fail("repair stopped before the rebuilt store replaced the damaged one, which is left as it was; run the same command again", code=130)
         return
     finally:
         bar.close()
+        signal.signal(signal.SIGTERM, previous)
     if as_json:
         print_json({"papers": report.papers, "undone": report.undone, "damaged_copy": str(report.damaged_copy), "seconds": round(report.seconds, 1)})
         return
