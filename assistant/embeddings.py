@@ -154,6 +154,11 @@ def backend_for_store(configured: str, store) -> str:
             except Exception:  # noqa: BLE001 - a read-only store: nothing will be written to it either
                 pass
         return configured
-    if family == wanted:
+    return backend_for_family(configured, family)
+
+
+def backend_for_family(configured: str, family: str) -> str:
+    """The configured backend if its vectors belong to `family`, else the one that does."""
+    if family == backend_family(configured):
         return configured
     return "onnx-int8" if family == "int8" else "onnx"

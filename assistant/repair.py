@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .embeddings import backend_for_family
 from .errors import StoreError
 from .library import Library
 from .progress import Progress
@@ -56,10 +57,10 @@ def repair_store(settings: Settings, progress: Progress | None = None) -> Repair
         papers, undone, family = committed_papers(database, settings.collection)
         build = settings.store_dir / ".repair"  # built beside the store: a kill before the swap leaves the store as it was
         shutil.rmtree(build, ignore_errors=True)
-        backend = "onnx-int8" if family == "int8" else ("onnx" if settings.embedding_backend == "onnx-int8" else settings.embedding_backend)
+        backend = backend_for_family(settings.embedding_backend, family)  # the vectors stay in the store's family
         rebuilt = Library(settings.with_overrides(store_dir=build, embedding_backend=backend))
         rebuilt.ingest_papers(papers, progress=progress)
-        _let_go(rebuilt, build / "chroma")
+        _let_go(build / "chroma")
         damaged = settings.store_dir / f"chroma.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
         with signals_held():
             settings.chroma_dir.rename(damaged)
@@ -68,13 +69,12 @@ def repair_store(settings: Settings, progress: Progress | None = None) -> Repair
     return RepairReport(len(papers), undone, damaged, time.perf_counter() - started)
 
 
-def _let_go(library: Library, chroma_dir: Path) -> None:
+def _let_go(chroma_dir: Path) -> None:
     """Stop the Chroma system that built the new store before its directory is moved, so
     nothing of it writes to the old path afterwards."""
     from chromadb.api.shared_system_client import SharedSystemClient
 
     system = SharedSystemClient._identifier_to_system.pop(str(chroma_dir), None)
-    del library
     if system is not None:
         system.stop()
 
