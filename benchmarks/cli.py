@@ -9,8 +9,10 @@ ask, round after round), so a busy machine slows them alike; medians of --runs r
 printed, with the ratio to `--help` of the same run.
 
 - search_s          `assistant search QUERY`: process start to exit
-- ask_first_s       `assistant ask QUESTION`: process start to the first byte of the answer
-                    on stdout (answers stream verified sentences as they are accepted)
+- ask_first_s       `assistant ask QUESTION` on a pseudo-terminal: process start to the first
+                    answer text on screen (answers stream verified sentences to a terminal;
+                    with the base model the last of them is often a composed answer that
+                    redraws what streamed)
 - ask_total_s       `assistant ask`: process start to exit
 - torch_imported    whether the search process imported torch (checked once per backend,
                     by running the same command under `python -X importtime`)
@@ -24,6 +26,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import pty
+import re
 import statistics
 import subprocess
 import sys
@@ -41,8 +45,12 @@ def assistant_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "assistant.cli"]
 
 
-def run(args: list[str], env: dict) -> tuple[float, float]:
-    """(seconds to the first stdout byte, seconds to exit) of one fresh process."""
+def run(args: list[str], env: dict, terminal: bool = False) -> tuple[float, float]:
+    """(seconds to the first visible stdout text, seconds to exit) of one fresh process.
+    With `terminal`, stdout is a pseudo-terminal, as for a user typing the command: `ask`
+    streams its answer to a terminal and prints only the final answer into a pipe."""
+    if terminal:
+        return _run_on_terminal(args, env)
     started = time.perf_counter()
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=ROOT, bufsize=0)
     assert proc.stdout is not None
@@ -53,6 +61,32 @@ def run(args: list[str], env: dict) -> tuple[float, float]:
             break
         if first is None and chunk.strip():
             first = time.perf_counter() - started
+    code = proc.wait()
+    total = time.perf_counter() - started
+    if code != 0:
+        raise SystemExit(f"{' '.join(args)} exited {code}")
+    return first if first is not None else total, total
+
+
+_ESCAPES = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def _run_on_terminal(args: list[str], env: dict) -> tuple[float, float]:
+    master, slave = pty.openpty()
+    started = time.perf_counter()
+    proc = subprocess.Popen(args, stdout=slave, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=env, cwd=ROOT)
+    os.close(slave)
+    first = None
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the process closed the terminal
+            break
+        if not chunk:
+            break
+        if first is None and _ESCAPES.sub(b"", chunk).strip():
+            first = time.perf_counter() - started
+    os.close(master)
     code = proc.wait()
     total = time.perf_counter() - started
     if code != 0:
@@ -103,7 +137,7 @@ def main() -> None:
         for backend in backends:
             run(search, envs[backend])
             if not args.no_ask:
-                run(ask, envs[backend])
+                run(ask, envs[backend], terminal=True)
 
         times: dict[str, list[float]] = {"help": []}
         for _ in range(args.runs):
@@ -111,7 +145,7 @@ def main() -> None:
             for backend in backends:
                 times.setdefault(f"{backend}.search", []).append(run(search, envs[backend])[1])
                 if not args.no_ask:
-                    first, total = run(ask, envs[backend])
+                    first, total = run(ask, envs[backend], terminal=True)
                     times.setdefault(f"{backend}.ask_first", []).append(first)
                     times.setdefault(f"{backend}.ask_total", []).append(total)
 

@@ -188,11 +188,35 @@ def test_cli_ask_json(fixture_store_dir, monkeypatch):
     assert POLY in {r["id"] for r in data["references"]}
 
 
-def test_cli_ask_streams_answer_then_references(fixture_store_dir, monkeypatch):
+def test_cli_ask_prints_the_final_answer_once_then_references(fixture_store_dir, monkeypatch):
+    """Piped output holds the final answer only: with the base model the streamed sentences
+    are usually replaced by a composed answer, and a reader must not get both."""
     monkeypatch.setenv("ASSISTANT_STORE_DIR", str(fixture_store_dir))
     outcome = CliRunner().invoke(app, ["ask", "What does PolyLoss propose?"])
     assert outcome.exit_code == 0, outcome.output
     assert "References" in outcome.output and "[1] PolyLoss" in outcome.output
+    final = json.loads(CliRunner().invoke(app, ["ask", "--json", "What does PolyLoss propose?"]).output)["answer"]
+    shown = outcome.output.split("\nReferences\n")[0].strip()
+    assert shown == final.strip()
+
+
+def test_cli_shows_only_the_answer_that_replaced_the_streamed_one(capsys):
+    """The printing alone, fed a stream whose last answer replaces what streamed before (a
+    base model's sentences, then the composed answer): piped output must hold the final
+    answer once, not the abandoned sentences above it."""
+    from types import SimpleNamespace
+
+    from assistant.cli.answer import _print_streamed
+
+    class Replacing:
+        def stream(self, question, history):
+            yield SimpleNamespace(answer="Streamed first sentence [1].", notice="")
+            yield SimpleNamespace(answer="Streamed first sentence [1]. And a second [2].", notice="")
+            yield SimpleNamespace(answer="The composed answer [1].", notice="")
+
+    final = _print_streamed(Replacing(), "q", None)
+    assert final.answer == "The composed answer [1]."
+    assert capsys.readouterr().out == "The composed answer [1].\n"
 
 
 def test_missing_model_file_is_a_clear_error(fixture_store_dir, monkeypatch, tmp_path):

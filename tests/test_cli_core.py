@@ -51,6 +51,21 @@ def test_partly_failing_ingest_succeeds_and_reports_what_was_skipped(filled_stor
     assert "Traceback" not in result.stderr
 
 
+def test_output_cut_short_by_a_closed_pipe_exits_quietly(filled_store):
+    """`assistant search … | head -1`: the reader closed the pipe, which is not an error."""
+    store, _ = filled_store
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
+    env["ASSISTANT_STORE_DIR"] = str(store)
+    proc = subprocess.Popen(
+        [_executable(), "search", "loss function", "-k", "10"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # closed before the first line is written: every write gets EPIPE
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=240) == 141, stderr
+    assert "error" not in stderr.lower() and "Traceback" not in stderr
+
+
 def test_reingest_json_report_embeds_nothing(filled_store):
     store, _ = filled_store
     result = run_cli(store, "ingest", FIXTURE_PAPERS, "--json")

@@ -34,16 +34,27 @@ MaxTokensOpt = Annotated[
 
 
 def _print_streamed(pipeline, question: str, history) -> object:
-    """Print verified sentences as they are accepted, then the references."""
-    printed = ""
+    """Show the answer as it grows, then the references.
+
+    The answer can change as a whole at the end: with a base model the final answer is
+    usually composed from the abstracts and replaces the sentences streamed so far. On a
+    terminal those are redrawn in place (rich's Live), so the screen never holds a stale
+    first answer above the real one; piped output gets only the final answer."""
+    from rich.console import Console
+    from rich.live import Live
+    from rich.text import Text
+
+    console = Console()
     result = None
-    for result in pipeline.stream(question, history):
-        if result.answer.startswith(printed):
-            typer.echo(result.answer[len(printed) :], nl=False)
-        else:  # the final answer replaced what was shown (composed from the abstracts)
-            typer.echo("\n" + result.answer, nl=False)
-        printed = result.answer
-    typer.echo("")
+    if not console.is_terminal:
+        for result in pipeline.stream(question, history):
+            pass
+        if result is not None:
+            typer.echo(result.answer)
+    else:
+        with Live(Text(""), console=console, auto_refresh=False, vertical_overflow="visible") as live:
+            for result in pipeline.stream(question, history):
+                live.update(Text(result.answer), refresh=True)
     if result is not None and result.notice:
         typer.secho(result.notice, err=True, fg="yellow")
     return result

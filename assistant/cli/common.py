@@ -96,7 +96,7 @@ def global_options(
 def friendly_errors(func: Callable) -> Callable:
     """An AssistantError (something the user can fix) becomes one `error: ...` line and
     exit 1; anything else is a bug: one line naming it, the traceback with --debug.
-    Ctrl-C exits 130 quietly."""
+    Ctrl-C exits 130 quietly, a closed pipe (`| head`) 141."""
     from ..errors import AssistantError
 
     @functools.wraps(func)
@@ -108,6 +108,12 @@ def friendly_errors(func: Callable) -> Callable:
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
             sys.exit(130)
+        except BrokenPipeError:
+            # `assistant search … | head`: the reader has what it wanted. Point stdout at
+            # devnull so the interpreter's final flush does not raise again (Python docs'
+            # advice for SIGPIPE), and exit like other tools cut short by a pipe.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(141)
         except AssistantError as exc:
             if options.debug:
                 traceback.print_exc()
