@@ -462,6 +462,8 @@ def test_answer_table_and_details_text():
     assert "50%  4/8 answerable" in lines[search1] and "62%  5/8 answerable" in lines[cited]
     assert "67%  2/3 with 2+ expected" in text and "50%  1/2 unanswerable" in text
     assert "latency p50" in text and "latency p95" in text
+    share = f"{summary['cited_expected_share']:.0%}  of papers cited on answerable questions"
+    assert any(line.startswith("cited papers that were expected") and line.endswith(share) for line in lines)
     details = "\n".join(outcome_lines(outcomes))
     assert "[BAD] single       search sixth, cited" not in details
     assert "[ok ] single       search sixth, cited" in details

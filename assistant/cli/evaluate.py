@@ -158,6 +158,8 @@ def answer_table(summary: dict) -> list[str]:
         lines.append(f"{label:<34}{_pct(value):>6}  {count}")
     support = "" if summary["mean_support"] is None else f", mean support {summary['mean_support']:.2f}"
     lines.append(f"{'citation precision':<34}{_pct(summary['citation_precision']):>6}  {summary['citations']} citations{support}")
+    if summary.get("cited_expected_share") is not None:
+        lines.append(f"{'cited papers that were expected':<34}{_pct(summary['cited_expected_share']):>6}  of papers cited on answerable questions")
     if summary.get("dangling_opening_rate") is not None:
         lines.append(f"{'sentences opening on a dangling ref':<34}{_pct(summary['dangling_opening_rate']):>6}  of displayed sentences")
     if summary.get("modes"):
