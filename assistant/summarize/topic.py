@@ -187,8 +187,10 @@ class _TopicSummarizer:
         self.stored = self.library.store.sentences([h.paper.id for h in hits])
         kept = []
         for hit in hits:
-            sentences, vectors = self.stored.get(hit.paper.id) or (hit.sentences or [], hit.sentence_vectors)
-            best = self.scorer.best_sentence(sentences, vectors)
+            stored = self.stored.get(hit.paper.id)
+            # Without stored sentences (a store built before the sentence index) the
+            # whole-abstract cosine stands in for the best sentence, as in tables.
+            best = self.scorer.best_sentence(*stored) if stored else self.scorer.best([hit])
             if relevance.on_topic(hit, best, self.settings):
                 kept.append(hit)
             else:
