@@ -248,7 +248,7 @@ class AnswerPipeline:
         hits = self.library.search(query, k or self.settings.k, filters=filters, settings=self.settings, query_vector=vector)
         if is_follow_up(question, history):
             hits = self._keep_focus(hits, history[-1].cited_ids, query, vector)  # type: ignore[index]
-        weights = self.library.derived("term_weights", relevance.TermWeights)
+        weights = self.library.term_weights()
         lead = relevance.nearest_lead(self.library.store.nearest(vector, self.settings.standout_rank))
         return query, hits, relevance.RelevanceScorer(query, vector, weights, self.settings, lead=lead), vector
 

@@ -197,6 +197,17 @@ class _FieldView:
             total += float(postings.lengths[live].sum())
         return n_docs, (total / n_docs if n_docs else 0.0)
 
+    def document_count(self) -> int:
+        return sum(int(live.sum()) for _, _, live in self._postings())
+
+    def document_frequency(self, term: str) -> int:
+        """How many live documents contain `term` (a token as `tokenize` makes them)."""
+        total = 0
+        for _, postings, live in self._postings():
+            rows, _ = postings.column(term)
+            total += int(live[rows].sum()) if len(rows) else 0
+        return total
+
     def _term_scores(self, term: str, n_docs: int, avg: float) -> tuple[np.ndarray, np.ndarray]:
         """(global rows, BM25 score) of every live document containing `term`."""
         rows_parts, tf_parts, len_parts = [], [], []

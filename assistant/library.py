@@ -21,13 +21,13 @@ from .retrieval import Filters, Hit, Mode, Retriever
 from . import progress as progress_
 from .progress import Progress
 from .settings import Settings
-from .store import PaperStore, Rows, sentence_id
+from .store import SENTENCE_COUNT_KEY, PaperStore, Rows, sentence_id
 from .writes import WriterLock
 from .text import evidence_sentences
 
 T = TypeVar("T")
 
-_SENTENCES_KEY = "sentences"  # paper row metadata: how many sentence rows the paper has
+_SENTENCES_KEY = SENTENCE_COUNT_KEY  # paper row metadata: how many sentence rows the paper has
 
 
 @dataclass
@@ -416,6 +416,14 @@ class Library:
                 papers = sorted((Paper.from_metadata(m) for m in rows.metadatas), key=lambda p: p.title.lower())
                 self._catalog = (generation, papers)
             return self._catalog[1]
+
+    def term_weights(self):
+        """Word weights for question relevance (relevance.RelevanceScorer): from the BM25
+        index when there is one (no pass over the catalog), else from the catalog."""
+        from .relevance import IndexTermWeights, TermWeights
+
+        index = self._lexical_index()
+        return IndexTermWeights(index) if index is not None else self.derived("term_weights", TermWeights)
 
     def derived(self, name: str, build: Callable[[list[Paper]], T]) -> T:
         """Something computed from the whole catalog (title index, word statistics), kept

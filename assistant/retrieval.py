@@ -21,7 +21,7 @@ from .embeddings import Embedder
 from .lexical import LexicalIndex
 from .records import Paper, source_key
 from .settings import Settings
-from .store import PaperStore
+from .store import PaperStore, counts_of
 
 Mode = Literal["hybrid", "dense", "bm25", "sentence"]
 
@@ -291,16 +291,21 @@ class Retriever:
                 lists["title"] = self.lexical.search_titles(query, fetch)
                 scales["title"] = self.lexical.title_ceiling(query)
 
-        # 2. One fetch of every candidate: metadata for the filters, embeddings for exact cosines.
+        # 2. Every candidate's vector, for exact cosines. Metadata is 4x dearer to read
+        #    (store.embeddings), so it is read for all candidates only when filters need it,
+        #    else for the papers re-ranked by their sentences and the papers returned.
         pool = list(dict.fromkeys(id for items in lists.values() for id, _ in items))
-        rows = self.store.get(pool, with_embeddings=True)
-        found = {id: (meta, np.asarray(vec, dtype=np.float32)) for id, meta, vec in zip(rows.ids, rows.metadatas, rows.embeddings)}
+        metas: dict[str, dict] = {}
         papers: dict[str, Paper] = {}
         if filters.active:
-            papers = {id: Paper.from_metadata(meta) for id, (meta, _) in found.items()}
-            found = {id: row for id, row in found.items() if filters.accepts(papers[id])}
-        # (an id missing from `found` is a BM25 entry lagging a concurrent delete, or filtered out)
-        similarity = {id: float(vec @ query_vector) for id, (_, vec) in found.items()}
+            rows = self.store.get(pool, with_embeddings=True)
+            metas = dict(zip(rows.ids, rows.metadatas))
+            papers = {id: Paper.from_metadata(meta) for id, meta in metas.items()}
+            vectors = {id: np.asarray(vec, dtype=np.float32) for id, vec in zip(rows.ids, rows.embeddings) if filters.accepts(papers[id])}
+        else:
+            vectors = self.store.embeddings(pool)
+        # (an id missing from `vectors` is a BM25 entry lagging a concurrent delete, or filtered out)
+        similarity = {id: float(vec @ query_vector) for id, vec in vectors.items()}
 
         # 3. Fusion of the paper-level rankers, then the best candidates (and every paper
         #    one of whose sentences matched closely) re-ranked with their best sentence.
@@ -312,18 +317,21 @@ class Retriever:
             if mode == "sentence":
                 fused = {id: 0.0 for id in similarity}
             pool = sentence_pool(fused, lists["sentence"], self.settings.rerank_depth, similarity)
-            sentence_data = self.store.sentences(pool)
-            best = {id: float((vectors @ query_vector).max()) for id, (texts, vectors) in sentence_data.items() if texts}
+            metas.update(self.store.metadatas([id for id in pool if id not in metas]))
+            sentence_data = self.store.sentences(pool, counts=counts_of({id: metas[id] for id in pool if id in metas}))
+            best = {id: float((sentence_vectors @ query_vector).max()) for id, (texts, sentence_vectors) in sentence_data.items() if texts}
             fused = rerank_with_sentences(fused, pool, best, similarity, weights["sentence"])
         ordered = list(fused)
         ordered = ordered[: max(k * 4, n)] if mmr else ordered[:k]
+        metas.update(self.store.metadatas([id for id in ordered if id not in metas]))
 
         bm25_scores = dict(lists.get("bm25", []))
         hits = []
         for id in ordered:
-            meta, vector = found[id]
-            paper = papers.get(id) or Paper.from_metadata(meta)
-            hit = Hit(paper, fused[id], similarity[id], bm25=bm25_scores.get(id), embedding=vector)
+            if id not in metas:
+                continue  # deleted by a concurrent ingest since its vector was read
+            paper = papers.get(id) or Paper.from_metadata(metas[id])
+            hit = Hit(paper, fused[id], similarity[id], bm25=bm25_scores.get(id), embedding=vectors[id])
             if id in sentence_data:
                 hit.sentences, hit.sentence_vectors = sentence_data[id]
                 hit.sentence_score = best.get(id)

@@ -63,17 +63,23 @@ from .writes import (
     estimated_bytes,
 )
 
-__all__ = ["PaperStore", "Rows", "StoreError", "StoreState", "sentence_id"]
+__all__ = ["SENTENCE_COUNT_KEY", "PaperStore", "Rows", "StoreError", "StoreState", "counts_of", "sentence_id"]
 
 _GENERATION_KEY = "generation"
 _SEQ_KEY = "seq"  # collection metadata: commits so far; paper rows: the commit that wrote them
 _PENDING_KEY = "pending"
+SENTENCE_COUNT_KEY = "sentences"  # paper rows: how many sentence rows (positions 0..n-1) the paper has
 
 
 
 
 def sentence_id(paper_id: str, position: int) -> str:
     return f"{paper_id}:s{position}"
+
+
+def counts_of(metadatas: dict[str, dict]) -> dict[str, int]:
+    """Sentence counts from paper rows, for those that record one."""
+    return {id: meta[SENTENCE_COUNT_KEY] for id, meta in metadatas.items() if isinstance(meta.get(SENTENCE_COUNT_KEY), int)}
 
 
 class PaperStore:
@@ -210,17 +216,27 @@ class PaperStore:
         return list(found["ids"])
 
     def embeddings(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
-        rows = self.get(ids, with_embeddings=True)
-        return dict(zip(rows.ids, rows.embeddings))
+        """The papers' vectors alone: reading their metadata too costs 4x as much (400
+        papers of a 100,000-paper store: 7 ms against 31 ms)."""
+        if not ids:
+            return {}
+        found = self._collection.get(ids=list(ids), include=["embeddings"])
+        return {id: np.asarray(vector, dtype=np.float32) for id, vector in zip(found["ids"], found["embeddings"])}
+
+    def metadatas(self, ids: Sequence[str]) -> dict[str, dict]:
+        """The papers' metadata rows (no documents, no vectors)."""
+        if not ids:
+            return {}
+        found = self._collection.get(ids=list(ids), include=["metadatas"])
+        return {id: meta or {} for id, meta in zip(found["ids"], found["metadatas"])}
 
     def nearest(self, vector: np.ndarray, n: int, where: dict | None = None) -> list[tuple[str, float]]:
-        """(id, cosine similarity) best first."""
-        total = self.count()
-        if total == 0:
-            return []
+        """(id, cosine similarity) best first. Chroma 1.x returns what there is when asked
+        for more (locally and from a server), so the store is not counted first: a count
+        costs more than the query (100,000 papers: 4 ms against 1 ms)."""
         result = self._collection.query(
             query_embeddings=[np.asarray(vector, dtype=np.float32)],
-            n_results=min(n, total),
+            n_results=n,
             where=where or None,
             include=["distances"],
         )
@@ -228,25 +244,48 @@ class PaperStore:
 
     # --- sentences ------------------------------------------------------------------
 
-    def sentence_rows(self, paper_ids: Sequence[str], with_embeddings: bool = False) -> Rows:
-        """Every stored sentence of these papers (any order)."""
+    def sentence_rows(self, paper_ids: Sequence[str], with_embeddings: bool = False, counts: dict[str, int] | None = None) -> Rows:
+        """Stored sentences of these papers (any order).
+
+        Without `counts`: every row the paper-id filter finds, which writes, rollbacks and
+        repairs need (a row no count names is found too). With `counts` (paper id -> how
+        many sentences its row records, SENTENCE_COUNT_KEY): the named papers' sentences
+        read by their ids, a primary-key lookup 10x faster than the filter at 700,000
+        sentences (7 ms against 77 ms for 30 papers), which is how evidence is read; papers
+        missing from `counts` (rows written before counts were kept) go through the filter."""
         rows = Rows()
         include = ["documents", "metadatas"] + (["embeddings"] if with_embeddings else [])
         ids = list(dict.fromkeys(paper_ids))
-        for start in range(0, len(ids), WRITE_BATCH):
-            chunk = ids[start : start + WRITE_BATCH]
-            where = {"paper_id": chunk[0]} if len(chunk) == 1 else {"paper_id": {"$in": chunk}}
-            found = self._sentences.get(where=where, include=include)
+        counts = counts if counts is not None else {}
+        by_id = [sentence_id(id, position) for id in ids if id in counts for position in range(counts[id])]
+        unknown = [id for id in ids if id not in counts]
+
+        def add(found) -> None:
             embeddings = found.get("embeddings") if with_embeddings else None
             for index, id in enumerate(found["ids"]):
                 vector = embeddings[index] if embeddings is not None else np.zeros(0)
                 rows.add(id, vector, found["documents"][index], found["metadatas"][index])
+
+        for start in range(0, len(by_id), WRITE_BATCH):
+            add(self._sentences.get(ids=by_id[start : start + WRITE_BATCH], include=include))
+        for start in range(0, len(unknown), WRITE_BATCH):
+            chunk = unknown[start : start + WRITE_BATCH]
+            where = {"paper_id": chunk[0]} if len(chunk) == 1 else {"paper_id": {"$in": chunk}}
+            add(self._sentences.get(where=where, include=include))
         return rows
 
-    def sentences(self, paper_ids: Sequence[str]) -> dict[str, tuple[list[str], np.ndarray]]:
+    def sentence_counts(self, paper_ids: Sequence[str]) -> dict[str, int]:
+        """How many sentences each of these papers has, for those whose row records it."""
+        return counts_of(self.metadatas(list(dict.fromkeys(paper_ids))))
+
+    def sentences(self, paper_ids: Sequence[str], counts: dict[str, int] | None = None) -> dict[str, tuple[list[str], np.ndarray]]:
         """paper id -> (its evidence sentences in abstract order, their embeddings); papers
-        with no stored sentences (a store built before the sentence index) are absent."""
-        rows = self.sentence_rows(paper_ids, with_embeddings=True)
+        with no stored sentences (a store built before the sentence index) are absent.
+        Read by id (see sentence_rows); `counts`, when the caller has the paper rows, saves
+        reading them again."""
+        if counts is None:
+            counts = self.sentence_counts(paper_ids)
+        rows = self.sentence_rows(paper_ids, with_embeddings=True, counts=counts)
         grouped: dict[str, list[tuple[int, str, np.ndarray]]] = {}
         for document, meta, vector in zip(rows.documents, rows.metadatas, rows.embeddings):
             grouped.setdefault(meta["paper_id"], []).append((int(meta["position"]), document, vector))
@@ -270,19 +309,13 @@ class PaperStore:
         return self._sentences.count()
 
     def nearest_sentences(self, vector: np.ndarray, n: int) -> list[tuple[str, str, float]]:
-        """(paper id, sentence, cosine similarity), best first, over every sentence stored."""
-        total = self._sentences.count()
-        if total == 0:
-            return []
+        """(paper id, sentence id, cosine similarity), best first, over every sentence stored.
+        Ids and distances only: at 700,000 sentences counting them took 31 ms and reading
+        their text and metadata 3 ms, the search itself 1 ms (see nearest)."""
         result = self._sentences.query(
-            query_embeddings=[np.asarray(vector, dtype=np.float32)],
-            n_results=min(n, total),
-            include=["documents", "metadatas", "distances"],
+            query_embeddings=[np.asarray(vector, dtype=np.float32)], n_results=n, include=["distances"]
         )
-        return [
-            (meta["paper_id"], document, 1.0 - float(distance))
-            for document, meta, distance in zip(result["documents"][0], result["metadatas"][0], result["distances"][0])
-        ]
+        return [(id.rsplit(":s", 1)[0], id, 1.0 - float(distance)) for id, distance in zip(result["ids"][0], result["distances"][0])]
 
     # --- writing ------------------------------------------------------------------
 

@@ -224,7 +224,7 @@ def build_table(
     embedder = library.embedder
     vector = embedder.embed_one(topic)
     hits = library.search(topic, 2 * n, settings=settings, query_vector=vector)  # room for the off-topic ones left out
-    scorer = relevance.RelevanceScorer(topic, vector, library.derived("term_weights", relevance.TermWeights), settings)
+    scorer = relevance.RelevanceScorer(topic, vector, library.term_weights(), settings)
     kept = relevant_hits(hits, scorer, topic, settings)[:n]
     table.timings["retrieval_s"] = time.perf_counter() - started
     if not kept:

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from assistant.library import Library  # noqa: E402
-from assistant.relevance import RelevanceScorer, TermWeights, names_every_term, nearest_lead  # noqa: E402
+from assistant.relevance import IndexTermWeights, RelevanceScorer, TermWeights, names_every_term, nearest_lead  # noqa: E402
 from assistant.settings import Settings  # noqa: E402
 
 FALSE_ABSTENTION_CEILING = 0.05
@@ -49,7 +49,7 @@ def main() -> None:
     library = Library(Settings(store_dir=args.store or Path(tempfile.mkdtemp(prefix="relevance-"))))
     if library.count() == 0:
         library.ingest([ROOT / "store" / "corpus"])
-    weights = library.derived("term_weights", TermWeights)
+    weights = library.term_weights()
     rows = [json.loads(line) for line in args.questions.open(encoding="utf-8") if line.strip()]
     retrieved = []
     for row in rows:
@@ -93,7 +93,7 @@ def main() -> None:
 STANDOUT_WEIGHTS = (0.25, 0.5, 1.0, 2.0, 4.0)
 
 
-def calibrate_standout(library: Library, retrieved: list, weights: TermWeights, lexical_weight: float, threshold: float) -> None:
+def calibrate_standout(library: Library, retrieved: list, weights: TermWeights | IndexTermWeights, lexical_weight: float, threshold: float) -> None:
     """`standout_weight` and `answer_standout`, with the thresholds above fixed: for each
     weight, the highest threshold that keeps wrong abstentions within the ceiling; the
     weight kept abstains on the most unanswerable questions (ties: the smaller weight)."""

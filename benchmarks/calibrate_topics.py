@@ -74,7 +74,7 @@ def main() -> None:
 def candidates(library: Library, topics: list[str], labels: dict) -> list[dict]:
     """Every paper a table on each topic considers, with its features, label and fate."""
     settings = library.settings
-    weights = library.derived("term_weights", relevance.TermWeights)
+    weights = library.term_weights()
     papers = []
     for topic in topics:
         vector = library.embedder.embed_one(topic)

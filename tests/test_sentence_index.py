@@ -40,6 +40,8 @@ def library(tmp_path_factory: pytest.TempPathFactory) -> Library:
 
 
 def _sentence_state(library: Library) -> dict[str, list[str]]:
+    """Every stored sentence row, found by the paper-id filter (not by the ids the paper
+    rows' counts name): a stale sentence left behind must show up here."""
     rows = library.store.sentence_rows([p.id for p in library.catalog()])
     state: dict[str, list[tuple[int, str]]] = {}
     for document, meta in zip(rows.documents, rows.metadatas):
@@ -54,6 +56,28 @@ def test_every_abstract_sentence_is_indexed_beside_its_paper(library: Library):
     for paper in papers:
         assert state[paper.id] == evidence_sentences(paper.abstract)
     assert library.store.sentence_count() == sum(len(v) for v in state.values())
+
+
+def test_sentences_read_by_their_ids_equal_those_found_by_paper_filter(library: Library):
+    """Papers record their sentence count, so search reads sentences by id (a primary-key
+    lookup); what it reads must be exactly what the paper-id filter finds."""
+    ids = [p.id for p in library.catalog()]
+    counts = library.store.sentence_counts(ids)
+    assert set(counts) == set(ids)
+    by_id, filtered = library.store.sentences(ids), library.store.sentences(ids, counts={})
+    assert set(by_id) == set(filtered) == set(ids)
+    for paper_id, (texts, vectors) in filtered.items():
+        assert by_id[paper_id][0] == texts and len(texts) == counts[paper_id]
+        assert np.array_equal(by_id[paper_id][1], vectors)
+
+
+def test_nearest_sentences_name_their_paper_even_when_its_id_looks_like_a_sentence_id(tmp_path: Path):
+    odd = Paper(id="doi:s10.1000:s7", title="Quokka sleep telemetry", abstract="We track quokka sleep with collars. Quokkas nap at noon.")
+    library = Library(Settings(store_dir=tmp_path / "store"))
+    library.ingest_papers([odd])
+    found = library.store.nearest_sentences(library.embedder.embed_one("when do quokkas nap"), 5)
+    assert [(paper_id, sentence_id) for paper_id, sentence_id, _ in found][:1] == [("doi:s10.1000:s7", "doi:s10.1000:s7:s1")]
+    assert library.search("when do quokkas nap", 1)[0].sentences == ["We track quokka sleep with collars.", "Quokkas nap at noon."]
 
 
 def test_a_paraphrase_of_one_sentence_is_found_through_the_sentence_ranker(library: Library):
@@ -87,11 +111,23 @@ def test_the_answer_cites_the_paper_search_ranks_first(library: Library):
         assert citation.label.startswith(("quoted from", "supported by"))
 
 
+def test_word_weights_from_the_bm25_index_equal_those_counted_over_the_catalog(library: Library):
+    """Answers read word weights from the BM25 index (no pass over a 100,000-paper catalog);
+    they must be the numbers a count over every paper gives, for every word and an unknown one."""
+    from assistant.lexical import tokenize
+
+    counted = relevance.TermWeights(library.catalog())
+    indexed = library.term_weights()
+    assert isinstance(indexed, relevance.IndexTermWeights)
+    terms = {t for tokens in tokenize([p.document for p in library.catalog()]) for t in tokens} | {"zzyzxquokka"}
+    assert terms and all(indexed.idf(t) == pytest.approx(counted.idf(t), abs=1e-12) for t in terms)
+
+
 def test_a_faithful_quote_that_does_not_answer_is_not_shown(library: Library):
     pipeline = AnswerPipeline(library)
     hits = library.search(QUESTION, 3)
     sources = SourceSet.from_hits(hits, library.embedder)
-    weights = library.derived("term_weights", relevance.TermWeights)
+    weights = library.term_weights()
     scorer = relevance.RelevanceScorer(QUESTION, library.embedder.embed_one(QUESTION), weights, library.settings)
     thermal = next(n for n, s in sources.sources.items() if s.paper.title == THERMAL)
     off_point = "We release the simulation model and the city data."  # true, and beside the point

@@ -70,7 +70,7 @@ def best_relevance(library: Library, topic: str, papers: Sequence[Paper]) -> dic
 
     settings = library.settings
     vector = library.embedder.embed_one(topic)
-    scorer = relevance.RelevanceScorer(topic, vector, library.derived("term_weights", relevance.TermWeights), settings)
+    scorer = relevance.RelevanceScorer(topic, vector, library.term_weights(), settings)
     stored = library.store.sentences([p.id for p in papers])
     scores = {}
     for paper in papers:

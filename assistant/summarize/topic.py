@@ -182,7 +182,7 @@ class _TopicSummarizer:
     def _on_topic(self, hits: list[Hit]) -> list[Hit]:
         """The papers on the topic itself (relevance.on_topic), not only near its words."""
         self.topic_vector = self.library.embedder.embed_one(self.topic)
-        weights = self.library.derived("term_weights", relevance.TermWeights)
+        weights = self.library.term_weights()
         self.scorer = relevance.RelevanceScorer(self.topic, self.topic_vector, weights, self.settings)
         self.stored = self.library.store.sentences([h.paper.id for h in hits])
         kept = []
