@@ -78,36 +78,8 @@ def directory_size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--papers", type=int, required=True)
-    parser.add_argument("--chroma-url", default=None)
-    parser.add_argument("--server-data", type=Path, default=None, help="the Chroma server's --path, for the size on disk")
-    parser.add_argument("--store", type=Path, default=None, help="store directory (default: a temporary one, removed)")
-    parser.add_argument("--collection", default="scale")
-    parser.add_argument("--batch-size", type=int, default=None, help="papers per committed batch (ingest_batch_size)")
-    parser.add_argument("--queries", type=int, default=100)
-    parser.add_argument("--answers", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args()
-
-    records, real, synthetic = build_corpus(args.papers, args.seed)
-    emit("corpus_papers", len(records))
-    emit("corpus_scifact_abstracts", min(real, len(records)))
-    emit("corpus_synthetic_abstracts", synthetic)
-    print(f"# corpus: {min(real, len(records))} real SciFact abstracts + {synthetic} synthetic abstracts, each recombined "
-          f"from 5-9 real SciFact sentences (seed {args.seed})", flush=True)
-
-    temporary = args.store is None
-    store = args.store or Path(tempfile.mkdtemp(prefix="bench-scale-"))
-    overrides: dict = {"store_dir": store, "collection": args.collection, "chroma_url": args.chroma_url}
-    if args.batch_size:
-        overrides["ingest_batch_size"] = args.batch_size
-    settings = Settings.validated().with_overrides(**overrides)
-    library = Library(settings)
-    emit("store", library.store.location)
-    emit("embedding_backend", getattr(settings, "embedding_backend", "torch"))
+def ingest_and_probe(args, library: Library, settings: Settings, store: Path, records: list[dict]) -> None:
+    """Ingest the corpus in committed batches, then 10 more papers into the full store."""
     corpus_file = store / "scale-corpus" / "scale.jsonl"
     corpus_file.parent.mkdir(parents=True, exist_ok=True)
     corpus_file.write_text("".join(json.dumps(r) + "\n" for r in records))
@@ -144,6 +116,48 @@ def main() -> None:
     lexical = library._lexical_index()
     emit("bm25_segments", len(lexical.segments) if lexical else 0)
     emit("bm25_ids_equal_store_ids", sorted(lexical.ids) == sorted(library.store.ids()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--papers", type=int, required=True)
+    parser.add_argument("--chroma-url", default=None)
+    parser.add_argument("--server-data", type=Path, default=None, help="the Chroma server's --path, for the size on disk")
+    parser.add_argument("--store", type=Path, default=None, help="store directory (default: a temporary one, removed)")
+    parser.add_argument("--collection", default="scale")
+    parser.add_argument("--batch-size", type=int, default=None, help="papers per committed batch (ingest_batch_size)")
+    parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--answers", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument(
+        "--measure-only", action="store_true",
+        help="--store already holds this corpus: skip ingest and the 10-paper probe, measure search, nDCG and answers",
+    )
+    args = parser.parse_args()
+
+    records, real, synthetic = build_corpus(args.papers, args.seed)
+    emit("corpus_papers", len(records))
+    emit("corpus_scifact_abstracts", min(real, len(records)))
+    emit("corpus_synthetic_abstracts", synthetic)
+    print(f"# corpus: {min(real, len(records))} real SciFact abstracts + {synthetic} synthetic abstracts, each recombined "
+          f"from 5-9 real SciFact sentences (seed {args.seed})", flush=True)
+
+    temporary = args.store is None
+    store = args.store or Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    overrides: dict = {"store_dir": store, "collection": args.collection, "chroma_url": args.chroma_url}
+    if args.batch_size:
+        overrides["ingest_batch_size"] = args.batch_size
+    settings = Settings.validated().with_overrides(**overrides)
+    library = Library(settings)
+    emit("store", library.store.location)
+    emit("embedding_backend", getattr(settings, "embedding_backend", "torch"))
+    if args.measure_only:
+        if args.store is None or not library.count():
+            raise SystemExit("--measure-only needs --store holding a built corpus")
+        emit("store_papers", library.count())
+    else:
+        ingest_and_probe(args, library, settings, store, records)
 
     size_dir = args.server_data if args.chroma_url else store
     if size_dir is not None:
