@@ -40,3 +40,32 @@ def test_every_generation_frees_its_native_sampler_chain():
     finally:
         gc.enable()
     assert holding == []
+
+
+def test_output_printed_while_a_model_loads_in_the_background_is_not_lost():
+    """A fresh `ask` loads the model in a background thread while it retrieves; an answer
+    that needs no model (an abstention) or an error message is printed meanwhile.
+    llama-cpp-python points file descriptors 1 and 2 at /dev/null while it loads, which
+    swallowed those lines. A real subprocess prints numbered lines through a real load."""
+    import subprocess
+    import sys
+
+    script = (
+        "import threading, time\n"
+        "from assistant import llm\n"
+        "from assistant.settings import Settings\n"
+        "settings = Settings(n_ctx=512)\n"
+        "loader = threading.Thread(target=lambda: llm.get_llm(settings))\n"
+        "loader.start()\n"
+        "n = 0\n"
+        "while loader.is_alive() or n < 50:\n"
+        "    print(f'line {n}', flush=True); n += 1; time.sleep(0.002)\n"
+        "loader.join()\n"
+        "print(f'printed {n}', flush=True)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    printed = int(lines[-1].split()[1])
+    assert printed > 50, "the load was too quick to overlap the printing"
+    assert lines[:-1] == [f"line {i}" for i in range(printed)]
