@@ -1,7 +1,7 @@
 """Scale benchmark: an N-abstract store built from real text, ingested, searched, asked, evaluated.
 
     .venv/bin/python benchmarks/scale.py --papers 20000 [--chroma-url http://127.0.0.1:8000]
-        [--store DIR] [--server-data DIR] [--batch-size 1000] [--queries 100] [--answers 5]
+        [--store DIR [--measure-only]] [--server-data DIR] [--batch-size 1000] [--queries 100] [--answers 5]
 
 The corpus is the 5,183 SciFact abstracts (../shared/eval/scifact/) plus N - 5,183
 synthetic abstracts, each made by recombining 5-9 real sentences drawn at random from
