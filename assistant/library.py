@@ -8,57 +8,25 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
 from .errors import DiskFull, EmptyStore, InputError
 from .embeddings import Embedder, backend_for_store, get_embedder
 from .lexical import LexicalIndex, index_dir
-from .readers import Problem, read_paths
+from .ingest_report import IngestReport
+from .readers import read_paths
 from .records import Paper, legacy_paper_id, normalize_title, paper_id
 from .retrieval import Filters, Hit, Mode, Retriever
 from . import progress as progress_
 from .progress import Progress
 from .settings import Settings
-from .store import SENTENCE_COUNT_KEY, PaperStore, Rows, sentence_id
+from .sentence_reads import SENTENCE_COUNT_KEY, sentence_id
+from .store import PaperStore, Rows
 from .writes import WriterLock
 from .text import evidence_sentences
 
 T = TypeVar("T")
-
-_SENTENCES_KEY = SENTENCE_COUNT_KEY  # paper row metadata: how many sentence rows the paper has
-
-
-@dataclass
-class IngestReport:
-    files: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)  # files that could not be read
-    problems: list[Problem] = field(default_factory=list)  # records skipped
-    added: int = 0
-    updated: int = 0  # content changed: re-embedded
-    metadata_only: int = 0  # e.g. the paper was seen in one more file
-    unchanged: int = 0
-    embedded: int = 0  # texts sent to the embedder
-    rekeyed: int = 0  # stored under an id of the earlier ASCII-only id function, moved to today's id
-
-    @property
-    def papers_read(self) -> int:
-        return self.added + self.updated + self.metadata_only + self.unchanged
-
-    def to_dict(self) -> dict:
-        return {
-            "files": self.files,
-            "errors": self.errors,
-            "problems": [str(p) for p in self.problems],
-            "added": self.added,
-            "updated": self.updated,
-            "metadata_only": self.metadata_only,
-            "unchanged": self.unchanged,
-            "embedded": self.embedded,
-            "rekeyed": self.rekeyed,
-        }
-
 
 class Library:
     def __init__(self, settings: Settings | None = None) -> None:
@@ -217,7 +185,7 @@ class Library:
                     keep_vector.append(paper)
                 else:
                     report.unchanged += 1
-                if meta.get(_SENTENCES_KEY) != 0:
+                if meta.get(SENTENCE_COUNT_KEY) != 0:
                     settled.append(paper)  # not known to have no evidence sentences at all
             # Papers whose sentences are missing (a store from before the sentence index)
             # get them now, without re-embedding the paper itself.
@@ -284,8 +252,8 @@ class Library:
             paper = Paper.from_metadata(meta)
             paper.id = new
             moved = paper.to_metadata()
-            if _SENTENCES_KEY in meta:
-                moved[_SENTENCES_KEY] = meta[_SENTENCES_KEY]
+            if SENTENCE_COUNT_KEY in meta:
+                moved[SENTENCE_COUNT_KEY] = meta[SENTENCE_COUNT_KEY]
             rows.add(new, vector, document, moved)
         for id, vector, document, meta in zip(
             sentences_by_owner.ids, sentences_by_owner.embeddings, sentences_by_owner.documents, sentences_by_owner.metadatas
@@ -309,7 +277,7 @@ class Library:
             counts[meta["paper_id"]] = counts.get(meta["paper_id"], 0) + 1
         rows = Rows()
         for paper, vector in zip(to_embed, paper_vectors):
-            rows.add(paper.id, vector, paper.document, {**paper.to_metadata(), _SENTENCES_KEY: counts.get(paper.id, 0)})
+            rows.add(paper.id, vector, paper.document, {**paper.to_metadata(), SENTENCE_COUNT_KEY: counts.get(paper.id, 0)})
         # Papers kept as they are embedded: a new source, or sentences added (the paper row
         # then records their count); their stored vector is reused.
         if backfill or keep_vector:
@@ -318,9 +286,9 @@ class Library:
                 meta = paper.to_metadata()
                 old_meta = existing[paper.id][1]
                 if paper.id in counts or paper in backfill:
-                    meta[_SENTENCES_KEY] = counts.get(paper.id, 0)
-                elif _SENTENCES_KEY in old_meta:
-                    meta[_SENTENCES_KEY] = old_meta[_SENTENCES_KEY]
+                    meta[SENTENCE_COUNT_KEY] = counts.get(paper.id, 0)
+                elif SENTENCE_COUNT_KEY in old_meta:
+                    meta[SENTENCE_COUNT_KEY] = old_meta[SENTENCE_COUNT_KEY]
                 rows.add(paper.id, stored[paper.id], paper.document, meta)
         owners = [p.id for p in to_embed + backfill]
         if rows.ids or sentence_rows.ids:

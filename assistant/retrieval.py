@@ -21,7 +21,8 @@ from .embeddings import Embedder
 from .lexical import LexicalIndex
 from .records import Paper, source_key
 from .settings import Settings
-from .store import PaperStore, counts_of
+from .sentence_reads import counts_of
+from .store import PaperStore
 
 Mode = Literal["hybrid", "dense", "bm25", "sentence"]
 

@@ -53,6 +53,7 @@ from .disk import full_error, room_for
 from .errors import StoreError
 from .journal import Entry, UndoJournal
 from .records import Paper
+from .sentence_reads import by_paper, counts_of, paper_of, read_rows, sentence_id
 from .settings import Settings
 from .writes import (
     ACTIVE_TOKENS,
@@ -63,23 +64,11 @@ from .writes import (
     estimated_bytes,
 )
 
-__all__ = ["SENTENCE_COUNT_KEY", "PaperStore", "Rows", "StoreError", "StoreState", "counts_of", "sentence_id"]
+__all__ = ["PaperStore", "Rows", "StoreError", "StoreState", "sentence_id"]
 
 _GENERATION_KEY = "generation"
 _SEQ_KEY = "seq"  # collection metadata: commits so far; paper rows: the commit that wrote them
 _PENDING_KEY = "pending"
-SENTENCE_COUNT_KEY = "sentences"  # paper rows: how many sentence rows (positions 0..n-1) the paper has
-
-
-
-
-def sentence_id(paper_id: str, position: int) -> str:
-    return f"{paper_id}:s{position}"
-
-
-def counts_of(metadatas: dict[str, dict]) -> dict[str, int]:
-    """Sentence counts from paper rows, for those that record one."""
-    return {id: meta[SENTENCE_COUNT_KEY] for id, meta in metadatas.items() if isinstance(meta.get(SENTENCE_COUNT_KEY), int)}
 
 
 class PaperStore:
@@ -245,55 +234,20 @@ class PaperStore:
     # --- sentences ------------------------------------------------------------------
 
     def sentence_rows(self, paper_ids: Sequence[str], with_embeddings: bool = False, counts: dict[str, int] | None = None) -> Rows:
-        """Stored sentences of these papers (any order).
-
-        Without `counts`: every row the paper-id filter finds, which writes, rollbacks and
-        repairs need (a row no count names is found too). With `counts` (paper id -> how
-        many sentences its row records, SENTENCE_COUNT_KEY): the named papers' sentences
-        read by their ids, a primary-key lookup 10x faster than the filter at 700,000
-        sentences (7 ms against 77 ms for 30 papers), which is how evidence is read; papers
-        missing from `counts` (rows written before counts were kept) go through the filter."""
-        rows = Rows()
-        include = ["documents", "metadatas"] + (["embeddings"] if with_embeddings else [])
-        ids = list(dict.fromkeys(paper_ids))
-        counts = counts if counts is not None else {}
-        by_id = [sentence_id(id, position) for id in ids if id in counts for position in range(counts[id])]
-        unknown = [id for id in ids if id not in counts]
-
-        def add(found) -> None:
-            embeddings = found.get("embeddings") if with_embeddings else None
-            for index, id in enumerate(found["ids"]):
-                vector = embeddings[index] if embeddings is not None else np.zeros(0)
-                rows.add(id, vector, found["documents"][index], found["metadatas"][index])
-
-        for start in range(0, len(by_id), WRITE_BATCH):
-            add(self._sentences.get(ids=by_id[start : start + WRITE_BATCH], include=include))
-        for start in range(0, len(unknown), WRITE_BATCH):
-            chunk = unknown[start : start + WRITE_BATCH]
-            where = {"paper_id": chunk[0]} if len(chunk) == 1 else {"paper_id": {"$in": chunk}}
-            add(self._sentences.get(where=where, include=include))
-        return rows
+        """Stored sentences of these papers; by id when `counts` names them (sentence_reads.read_rows)."""
+        return read_rows(self._sentences, paper_ids, with_embeddings, counts)
 
     def sentence_counts(self, paper_ids: Sequence[str]) -> dict[str, int]:
         """How many sentences each of these papers has, for those whose row records it."""
         return counts_of(self.metadatas(list(dict.fromkeys(paper_ids))))
 
     def sentences(self, paper_ids: Sequence[str], counts: dict[str, int] | None = None) -> dict[str, tuple[list[str], np.ndarray]]:
-        """paper id -> (its evidence sentences in abstract order, their embeddings); papers
-        with no stored sentences (a store built before the sentence index) are absent.
-        Read by id (see sentence_rows); `counts`, when the caller has the paper rows, saves
-        reading them again."""
+        """paper id -> (its evidence sentences in abstract order, their embeddings), read by
+        id; papers with no stored sentences (a store built before the sentence index) are
+        absent. `counts`, when the caller has the paper rows, saves reading them again."""
         if counts is None:
             counts = self.sentence_counts(paper_ids)
-        rows = self.sentence_rows(paper_ids, with_embeddings=True, counts=counts)
-        grouped: dict[str, list[tuple[int, str, np.ndarray]]] = {}
-        for document, meta, vector in zip(rows.documents, rows.metadatas, rows.embeddings):
-            grouped.setdefault(meta["paper_id"], []).append((int(meta["position"]), document, vector))
-        result = {}
-        for paper_id, items in grouped.items():
-            items.sort(key=lambda item: item[0])
-            result[paper_id] = ([text for _, text, _ in items], np.stack([vector for _, _, vector in items]).astype(np.float32))
-        return result
+        return by_paper(self.sentence_rows(paper_ids, with_embeddings=True, counts=counts))
 
     def papers_with_sentences(self, paper_ids: Sequence[str]) -> set[str]:
         """Which of these papers have sentences stored (looked up by their first sentence's
@@ -302,7 +256,7 @@ class PaperStore:
         ids = list(dict.fromkeys(paper_ids))
         for start in range(0, len(ids), 500):
             chunk = [sentence_id(id, 0) for id in ids[start : start + 500]]
-            found.update(id.rsplit(":s", 1)[0] for id in self._sentences.get(ids=chunk, include=[])["ids"])
+            found.update(paper_of(id) for id in self._sentences.get(ids=chunk, include=[])["ids"])
         return found
 
     def sentence_count(self) -> int:
@@ -315,7 +269,7 @@ class PaperStore:
         result = self._sentences.query(
             query_embeddings=[np.asarray(vector, dtype=np.float32)], n_results=n, include=["distances"]
         )
-        return [(id.rsplit(":s", 1)[0], id, 1.0 - float(distance)) for id, distance in zip(result["ids"][0], result["distances"][0])]
+        return [(paper_of(id), id, 1.0 - float(distance)) for id, distance in zip(result["ids"][0], result["distances"][0])]
 
     # --- writing ------------------------------------------------------------------
 
