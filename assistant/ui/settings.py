@@ -144,8 +144,18 @@ def create_event_handlers(ui: SettingsUI, runtime: Runtime) -> None:
             gr.Warning(f"{problem}. Answers will fail until this is fixed.")
         return status, settings_markdown(runtime, model, llm_url)
 
+    # One queue for every check, one at a time: leaving the URL box for the model box
+    # sends a check with the model's old value just before the model box's own check,
+    # and two checks running side by side could finish in either order and leave the
+    # stale warning on screen. In order, the last value entered is what is shown.
     for box in (ui.model, ui.llm_url):
         for event in (box.blur, box.submit):
             event(
-                validate, [ui.model, ui.llm_url, ui.status], [ui.status, ui.info], api_visibility="private", show_progress="hidden"
+                validate,
+                [ui.model, ui.llm_url, ui.status],
+                [ui.status, ui.info],
+                api_visibility="private",
+                show_progress="hidden",
+                concurrency_id="settings-check",
+                concurrency_limit=1,
             )
