@@ -23,7 +23,7 @@ from .compose import compose_answer
 from .evidence import EvidenceSentence, SourceSet
 from .library import Library
 from .errors import InputError, LLMError
-from .llm import LLM, Request, is_loaded
+from .llm import LLM, Request, load_in_background
 from .retrieval import Filters, Hit
 from .rewrite import has_dangling_opening
 from .text import cap
@@ -131,19 +131,9 @@ class AnswerPipeline:
         return self._llm if self._llm is not None else self.library.llm_for(self.settings)
 
     def _load_model_meanwhile(self) -> None:
-        """Load the model in the background while retrieval runs: llama.cpp's load is native
-        code that leaves Python free, so a fresh process's first answer does not wait for
-        the two one after the other. get_llm loads each model once: the answer's own call
-        waits for this load and raises its error, if any (a missing model), there."""
-        if self._llm is None and not is_loaded(self.settings):
-
-            def load() -> None:
-                try:
-                    self.library.llm_for(self.settings)
-                except Exception:  # noqa: BLE001 - reported by the answer's own call
-                    pass
-
-            threading.Thread(target=load, name="load-model", daemon=True).start()
+        """Load the model while retrieval runs (see llm.load_in_background)."""
+        if self._llm is None:
+            load_in_background(self.settings)
 
     def stream(
         self,

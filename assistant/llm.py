@@ -339,6 +339,24 @@ def is_loaded(settings: Settings) -> bool:
     return _model_key(settings) in _models
 
 
+def load_in_background(settings: Settings) -> None:
+    """Start loading the model while the caller does other work: llama.cpp's load is
+    native code that leaves Python free, so a fresh process's first answer need not wait
+    for imports, the store, retrieval and the load one after the other. A failure (a
+    missing model) is left for the caller's own get_llm, which waits for this load and
+    raises the error there, where it is reported."""
+    if is_loaded(settings):
+        return
+
+    def load() -> None:
+        try:
+            get_llm(settings)
+        except Exception:  # noqa: BLE001 - reported by the caller's own get_llm
+            pass
+
+    threading.Thread(target=load, name="load-model", daemon=True).start()
+
+
 def get_llm(settings: Settings) -> LLM:
     """Load (or reach) the configured model once per process and reuse it. Only the
     `loaded_models` most recently used stay loaded, so trying GGUFs one after another in

@@ -89,7 +89,8 @@ def ask(
     from ..answer import AnswerPipeline
 
     library = open_library(
-        store=store, chroma_url=chroma_url, model=model, llm_url=llm_url, k=k, temperature=temperature, max_tokens=max_tokens
+        needs_model=True,
+        store=store, chroma_url=chroma_url, model=model, llm_url=llm_url, k=k, temperature=temperature, max_tokens=max_tokens,
     )
     pipeline = AnswerPipeline(library)
     if as_json:
@@ -114,7 +115,8 @@ def chat(
     from ..answer import AnswerPipeline
 
     library = open_library(
-        store=store, chroma_url=chroma_url, model=model, llm_url=llm_url, k=k, temperature=temperature, max_tokens=max_tokens
+        needs_model=True,
+        store=store, chroma_url=chroma_url, model=model, llm_url=llm_url, k=k, temperature=temperature, max_tokens=max_tokens,
     )
     pipeline = AnswerPipeline(library)
     history = []

@@ -73,7 +73,10 @@ def summarize(
     if (topic is None) == (paper is None):
         fail('give either a topic (`assistant summarize "topic"`) or --paper ID, not both')
     ref_format = normalize_format(fmt) if fmt else "markdown"
-    library = open_library(store=store, chroma_url=chroma_url, embedding_model=embedding_model, embedding_backend=embedding_backend, model=model, llm_url=llm_url)
+    library = open_library(
+        needs_model=True, store=store, chroma_url=chroma_url, embedding_model=embedding_model,
+        embedding_backend=embedding_backend, model=model, llm_url=llm_url,
+    )
     from ..summarize import summarize_paper, summarize_topic
 
     if paper is not None:
