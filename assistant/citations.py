@@ -6,7 +6,9 @@ Each sentence of generated text is checked on its own:
   similarity between the sentence and any sentence of that paper's abstract (or exact
   containment) reaches `support_threshold`;
 - a sentence left without a supported citation is re-attributed to the given source that
-  does support it, if any, and otherwise dropped (reported in `dropped`).
+  does support it, if any, and otherwise dropped (reported in `dropped`);
+- a sentence that names a given paper it does not cite ("*D'OH* and … are both effective
+  methods [1]", where D'OH is [9]) is dropped: it attributes a claim to a paper unchecked.
 The surviving sentences are renumbered 1..m in order of first citation, and the
 reference list holds exactly the cited papers.
 """
@@ -20,6 +22,7 @@ import numpy as np
 
 from .evidence import EvidenceSentence, SourceSet
 from .records import normalize_title
+from .rewrite import short_name
 from .text import grounded, looks_like_instruction, neutralize, split_sentences, with_markers
 
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
@@ -141,10 +144,41 @@ def _numbers(text: str) -> list[int]:
     return found
 
 
+# A system name distinctive enough that a sentence using it names that paper: one word
+# ("NUPES", "D'OH") or words with a capital, digit or sign inside ("LoRD", "m2mKD").
+# A plain phrase ("Graph Neural Networks: a review") names a field, not a paper.
+_DISTINCTIVE = re.compile(r"^\S+$|\S[A-Z0-9'+\-]")
+
+
+def _name_patterns(sources: SourceSet) -> dict[int, re.Pattern]:
+    """Source number -> how a sentence would name it: its distinctive system name, or its
+    whole title when that is four words or more."""
+    patterns = {}
+    for n in sources.numbers():
+        title = " ".join(sources[n].paper.title.split())
+        name = short_name(title)
+        names = [title] if len(title.split()) >= 4 else []
+        if name != title and len(name) >= 3 and _DISTINCTIVE.search(name):
+            names.append(name)
+        if names:
+            patterns[n] = re.compile(r"(?<!\w)(?:" + "|".join(re.escape(x) for x in names) + r")(?!\w)")
+    return patterns
+
+
 class Verifier:
     def __init__(self, sources: SourceSet, threshold: float) -> None:
         self.sources = sources
         self.threshold = threshold
+        self._names = _name_patterns(sources)
+
+    def names_uncited(self, sentence: str, cited: list[int]) -> list[int]:
+        """Given papers the sentence names but does not cite. A name the cited papers' own
+        text uses ("compatible with SpQR", a baseline that is also a source) is theirs to say."""
+        cited_text = " ".join(f"{self.sources[n].paper.title} {self.sources[n].paper.abstract}" for n in cited if n in self.sources)
+        return [
+            n for n, pattern in self._names.items()
+            if n not in cited and pattern.search(sentence) and not pattern.search(cited_text)
+        ]
 
     def support(self, sentence: str, vector: np.ndarray, n: int) -> tuple[float, str]:
         """How well source n supports the sentence: best sentence similarity, 1.0 if quoted."""
@@ -183,6 +217,9 @@ class Verifier:
                 item.cited = []
             if not item.cited:  # uncited or wrongly cited: credit the source that supports it, if any
                 self._reattribute(item, sentence, vector)
+            if item.cited and self.names_uncited(sentence, item.cited):
+                item.removed += item.cited
+                item.cited = []
             checked.append(item)
         return checked
 

@@ -31,6 +31,26 @@ _BOILERPLATE = re.compile(
 )
 
 
+# Statements about the field rather than the paper: what "has been shown", "recent
+# advances", what is "commonly used" or "inherently limited". A reader of a summary
+# learns nothing about the cited paper from them (benchmarks/readability.py counts them).
+_FIELD = re.compile(
+    r"\b(has|have) (recently |also |long )?(been|become|gained|received|attracted|shown|emerged|demonstrated|achieved|led|grown|reigned)\b"
+    r"|\brecent (years|advances?|advancements|progress|successes?|studies|research|work)\b"
+    r"|\b(is|are) (a |an )?(widely|commonly|increasingly) used\b|\b(is|are) (highly|inherently|often) (sensitive|limited)\b",
+    re.IGNORECASE,
+)
+_OWN_WORK = re.compile(
+    r"\b(we|our|us|the authors'?|this (paper|work|study|article)|here|the proposed|proposed (method|approach|framework|model|algorithm))\b",
+    re.IGNORECASE,
+)
+
+
+def is_background(sentence: str) -> bool:
+    """Does the sentence describe the field, not what this paper does or finds?"""
+    return bool(_FIELD.search(sentence)) and not _OWN_WORK.search(sentence)
+
+
 def is_boilerplate(sentence: str) -> bool:
     """Links and availability notices: useful as code links, useless as evidence for a claim."""
     return bool(_BOILERPLATE.search(sentence))

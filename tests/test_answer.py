@@ -96,6 +96,21 @@ def test_fabricated_and_unsupported_citations_are_removed(fixture_library):
     assert {n for _, numbers in cited.sentences for n in numbers} == {r.n for r in cited.references}
 
 
+def test_a_sentence_naming_a_paper_it_does_not_cite_is_dropped(fixture_library):
+    """A claim that names PolyLoss but cites Optimal Brain Apoptosis credits PolyLoss with
+    something nobody checked against its abstract, however well OBA supports the rest."""
+    hits = fixture_library.search("Optimal Brain Apoptosis pruning Hessian PolyLoss classification loss", 5)
+    sources = SourceSet([h.paper for h in hits], fixture_library.embedder)
+    numbers = {s.paper.id: n for n, s in sources.sources.items()}
+    assert {OBA, POLY} <= set(numbers), "both papers are given"
+    claim = "Optimal Brain Apoptosis computes the Hessian-vector product directly for each parameter"
+    verifier = Verifier(sources, fixture_library.settings.support_threshold)
+    honest, naming = verifier.check(f"{claim} [{numbers[OBA]}]. {claim}, as PolyLoss does [{numbers[OBA]}].")
+    assert honest.cited == [numbers[OBA]]
+    assert naming.cited == [] and numbers[OBA] in naming.removed
+    assert verifier.names_uncited(f"{claim}, as PolyLoss does", [numbers[OBA]]) == [numbers[POLY]]
+
+
 def test_follow_up_is_resolved_against_the_conversation(fixture_library):
     pipeline = AnswerPipeline(fixture_library)
     first = pipeline.answer("Which pruning method computes the Hessian-vector product directly?")

@@ -289,3 +289,23 @@ def test_grounding_and_sentence_helpers():
     assert drop_unfinished("Pruning works [1]. It also") == "Pruning works [1]."
     assert drop_unfinished("Pruning works [1].") == "Pruning works [1]."
     assert parse_cited_sentences(drop_unfinished("No end at all")) == []
+
+
+def test_a_paper_is_summarized_by_what_it_does_not_by_the_field_it_is_in(fixture_library):
+    """The sentence closest to a topic is often the field's scene-setting ("GNNs are highly
+    sensitive to …"); it tells the reader nothing about the paper, so a statement of what
+    the paper does comes first, however much closer the background sentence is."""
+    from assistant.summarize import statements
+    from assistant.text import is_background
+
+    topic = "graph neural networks"
+    background = "Graph neural networks have recently gained popularity for learning on graphs."
+    contribution = "We propose a message-passing scheme whose aggregation is learned from data."
+    embedder = fixture_library.embedder
+    topic_vector = embedder.embed_one(topic)
+    vectors = embedder.embed([background, contribution])
+    closeness = lambda sentence, vector: float(vector @ topic_vector)  # noqa: E731
+    assert closeness(background, vectors[0]) > closeness(contribution, vectors[1]) + 0.1
+    assert is_background(background) and not is_background(contribution)
+    ranked = statements.candidates(1, [background, contribution], vectors, closeness)
+    assert [c.sentence for c in ranked] == [contribution, background]

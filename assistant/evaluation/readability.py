@@ -8,6 +8,9 @@
   title or abstract of at least one of the theme's papers. Target: every heading.
 - `off_topic_kept(summary, library)`: the summary's papers whose best sentence's
   relevance to the topic is below `Settings.answer_relevance`.
+- background: displayed sentences about the field rather than the cited paper ("GNNs
+  are highly sensitive to …", "recent advances in …"; `assistant.text.is_background`).
+  Target 0: they tell the reader nothing about the paper.
 - `topic_summary_figures(summary, library)` and `paper_summary_sentences(summary)` gather
   them for one summary.
 """
@@ -20,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from ..records import Paper
 from ..rewrite import has_dangling_opening
+from ..text import is_background
 
 if TYPE_CHECKING:
     from ..library import Library
@@ -96,6 +100,7 @@ def topic_summary_figures(summary: TopicSummary, library: Library) -> dict:
         "headings_phrases": sum(1 for heading, papers in themes if heading_is_phrase(heading, papers)),
         "sentences": len(sentences),
         "dangling": sum(1 for s in sentences if has_dangling_opening(s)),
+        "background": sum(1 for s in sentences if is_background(s)),
         "papers": len(summary.papers),
         "off_topic_kept": len(off_topic_kept(summary, library)),
         "left_out": len(getattr(summary, "left_out", [])),

@@ -23,7 +23,7 @@ from ..evidence import SourceSet
 from ..records import Paper, normalize_title
 from ..rewrite import has_dangling_opening, lower_first, refers_back, self_contained, short_name
 from ..roles import ROLE_PROMPTS, assign_roles
-from ..text import grounded, is_boilerplate, looks_like_instruction
+from ..text import grounded, is_background, is_boilerplate, looks_like_instruction
 
 Relevance = Callable[[str, np.ndarray], float]
 
@@ -119,7 +119,9 @@ def candidates(
         if not role and not _CONTRIBUTION.search(sentence):
             score -= _BACKGROUND_PENALTY  # background, not what this paper contributes
         ranked.append(Candidate(n, sentence, vectors[i], score, role))
-    return sorted(ranked, key=lambda c: -c.score)
+    # A sentence about the field ("GNNs are highly sensitive to …") is often the closest to
+    # the topic and tells the least about the paper: the last resort, whatever its score.
+    return sorted(ranked, key=lambda c: (is_background(c.sentence), -c.score))
 
 
 def framed(sentence: str, name: str, abstract: str, role: str = "") -> str:

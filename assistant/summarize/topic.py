@@ -44,12 +44,16 @@ from ..records import Paper, normalize_title
 from ..references import format_references, normalize_format
 from ..retrieval import Hit
 from ..settings import Settings
-from ..text import cap
+from ..text import cap, is_background
 from . import statements
 from .cleanup import near_duplicate, unique
 from .markdown import abstention_markdown, topic_markdown
 from .themes import Theme, find_themes, theme_count, word_stats
 from .writer import Writer
+
+# How much less on the topic than its best single statement the model's overview may be
+# (relevance; see _overview and benchmarks/readability.py).
+_OVERVIEW_MARGIN = 0.1
 
 
 @dataclass
@@ -250,6 +254,10 @@ class _TopicSummarizer:
         verified again); those that cannot be are dropped (the paper gets a composed one)."""
         kept = []
         for item in generated:
+            if is_background(item.text):  # copied from the field's scene-setting, not what the paper does
+                if self.writer is not None:
+                    self.writer.stats["generated_sentences_background"] += 1
+                continue
             polished = statements.polish(item, self.sources, self.verifier)
             if polished is not None:
                 kept.append(polished)
@@ -263,7 +271,19 @@ class _TopicSummarizer:
             self._report(2 + themes, "writing the overview")
             points = [item for items in theme_points for item in items]
             overview = self.writer.overview(points) if self.writer is not None and points else []
-            return self._readable(overview) or self._extractive_overview()
+            generated = self._readable(overview)
+            extractive = self._extractive_overview()
+            if generated and extractive and self._on_point(generated) < self._on_point(extractive) - _OVERVIEW_MARGIN:
+                # Verified, but about something beside the topic ("PolyCom approximates smooth
+                # functions" over "quantization of LLMs"): the topic's best statement says more.
+                self.result.notes.append("the model's overview strayed from the topic; its most relevant statement is quoted instead")
+                return extractive
+            return generated or extractive
+
+    def _on_point(self, sentences: list[CheckedSentence]) -> float:
+        """How close the closest of these sentences is to the topic (its relevance)."""
+        vectors = self.library.embedder.embed([item.text for item in sentences])
+        return max(self.scorer.score(item.text, vector) for item, vector in zip(sentences, vectors))
 
     def _assemble(self, hits, themes, overview, theme_points) -> None:
         """No sentence twice, every paper of a theme cited in it, then one numbering for all."""

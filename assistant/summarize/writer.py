@@ -16,7 +16,7 @@ from ..errors import LLMError
 from ..evidence import SourceSet
 from ..llm import LLM, Request
 from ..settings import Settings
-from ..text import with_markers
+from ..text import is_background, with_markers
 from .cleanup import LEADING_JUNK, clean_line, complete_sentences, drop_unfinished, sanitize
 from .themes import Theme
 
@@ -121,12 +121,15 @@ class Writer:
         return prompts.render("summary_map_block.txt", n=number, evidence=evidence).rstrip("\n")
 
     def _evidence(self, number: int) -> list[str]:
-        """The paper's sentences most relevant to the topic, in abstract order."""
+        """The paper's sentences most relevant to the topic, in abstract order; sentences
+        about the field rather than the paper only when there are too few others (the
+        model copies what it is given)."""
         source = self.sources[number]
         if not source.sentences:
             return []
         scores = source.vectors @ self.topic_vector
-        top = sorted(np.argsort(-scores)[: self.settings.summary_evidence_per_paper].tolist())
+        order = sorted(range(len(scores)), key=lambda i: (is_background(source.sentences[i]), -scores[i]))
+        top = sorted(order[: self.settings.summary_evidence_per_paper])
         return [source.sentences[i] for i in top]
 
     # --- reduce: overview -------------------------------------------------------------
