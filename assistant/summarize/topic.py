@@ -278,6 +278,8 @@ class _TopicSummarizer:
                 # functions" over "quantization of LLMs"): the topic's best statement says more.
                 self.result.notes.append("the model's overview strayed from the topic; its most relevant statement is quoted instead")
                 return extractive
+            if generated:
+                self.quoted.difference_update(id(item) for item in extractive)  # not shown: its id may be reused
             return generated or extractive
 
     def _on_point(self, sentences: list[CheckedSentence]) -> float:
