@@ -283,9 +283,11 @@ class AnswerPipeline:
     def _rate(self, cited: CitedText, sources: SourceSet, scorer: relevance.RelevanceScorer) -> None:
         """Give each citation its relevance to the question, in figures and plain words."""
         by_id = {source.paper.id: n for n, source in sources.sources.items()}
+        first = min(sources.sources, default=None)  # sources are numbered in search order
         for citation in cited.citations:
-            citation.relevance = self._relevance(sources, by_id[citation.id], citation.evidence, scorer)
-            citation.strength = scorer.strength(citation.relevance)
+            n = by_id[citation.id]
+            citation.relevance = self._relevance(sources, n, citation.evidence, scorer)
+            citation.strength = scorer.strength(citation.relevance, first_paper=n == first)
 
     def _request(self, llm: LLM, question: str, evidence: list[EvidenceSentence]) -> Request:
         """The answer prompt; evidence that does not fit the context goes, least relevant first."""

@@ -220,6 +220,15 @@ class Settings(BaseSettings):
         le=2.0,
         description="Relevance labelled 'answers the question: strong' (no unanswerable calibration question reached it).",
     )
+    # Search's first paper is right far more often than its sentence cosine alone says: a
+    # cited sentence of it is labelled strong from this lower relevance. Calibrated by
+    # benchmarks/calibrate_labels.py (the label's accuracy on benchmarks/questions_calibration.jsonl).
+    strong_top_relevance: float = Field(
+        default=0.44,
+        ge=0.0,
+        le=2.0,
+        description="Relevance from which a cited sentence of search's first paper is labelled 'answers the question: strong'.",
+    )
     # A paper belongs in a table or summary on a topic when it is on the topic as a whole
     # and one of its sentences addresses it: cosine(topic, paper) + its best sentence's
     # relevance. Calibrated on benchmarks/topic_judgements.jsonl (660 judged papers, 22

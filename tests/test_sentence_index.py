@@ -106,9 +106,18 @@ def test_the_answer_cites_the_paper_search_ranks_first(library: Library):
     result = AnswerPipeline(library).answer(QUESTION)
     assert not result.abstained
     assert result.references[0].id == result.hits[0].paper.id
+    first = result.hits[0].paper.id
     for citation in result.citations:
         assert citation.relevance is not None and citation.strength in ("strong", "weak")
         assert citation.label.startswith(("quoted from", "supported by"))
+        # The label's rule: search's first paper is strong from strong_top_relevance, the rest
+        # only from strong_relevance (benchmarks/calibrate_labels.py).
+        floor = library.settings.strong_top_relevance if citation.id == first else library.settings.strong_relevance
+        assert citation.strength == ("strong" if citation.relevance >= floor else "weak")
+    # This question's paraphrased sentence is one whose cosine alone would read "weak".
+    top = next(c for c in result.citations if c.id == first)
+    assert library.settings.strong_top_relevance <= top.relevance < library.settings.strong_relevance
+    assert top.strength == "strong"
 
 
 def test_word_weights_from_the_bm25_index_equal_those_counted_over_the_catalog(library: Library):
