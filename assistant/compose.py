@@ -31,7 +31,7 @@ from .evidence import SourceSet
 from .records import normalize_title
 from .rewrite import has_dangling_opening, lower_first, refers_back, self_contained, short_name
 from .settings import Settings
-from .text import grounded, is_boilerplate
+from .text import grounded, is_background, is_boilerplate
 
 Relevance = Callable[[str, np.ndarray], float]
 
@@ -174,7 +174,9 @@ def _candidates(n: int, sentences: list[str], vectors: np.ndarray, relevance: Re
             rank -= _REFERS_BACK_PENALTY
         background = bool(_BACKGROUND.search(sentence)) and not (_CONTRIBUTES.search(sentence) or _RESULT.search(sentence))
         ranked.append(_Choice(n, sentence, vector, score, rank, background))
-    return sorted(ranked, key=lambda c: -c.rank)
+    # A statement about the field ("KV caches have become the main memory cost …") is often
+    # the closest to the question and answers nothing: the last resort, whatever its rank.
+    return sorted(ranked, key=lambda c: (is_background(c.sentence), -c.rank))
 
 
 def _sentences_for(candidates: list[_Choice], floor: float, count: int = 2) -> list[_Choice]:
@@ -185,8 +187,8 @@ def _sentences_for(candidates: list[_Choice], floor: float, count: int = 2) -> l
             break
         if candidate.rank < picks[0].rank - _SECOND_SENTENCE_MARGIN or candidate.relevance < floor:
             break
-        if float(candidate.vector @ picks[0].vector) < _REDUNDANT:
-            picks.append(candidate)
+        if float(candidate.vector @ picks[0].vector) < _REDUNDANT and not is_background(candidate.sentence):
+            picks.append(candidate)  # a second sentence that sets the scene adds nothing to the answer
     return picks
 
 

@@ -137,3 +137,24 @@ def test_pipeline_answers_read_as_composed_text(fixture_library, question):
         assert not has_dangling_opening(sentence), result.answer
     if result.mode == "composed":
         _assert_readable(result.cited, result.sources)
+
+
+def test_a_sentence_that_only_sets_the_scene_neither_leads_nor_follows(fixture_library):
+    """"KV caches have become the main memory cost …" is close to a question about KV-cache
+    memory and true, but it answers nothing: neither the lead nor a second sentence."""
+    from assistant.records import Paper
+    from assistant.text import is_background
+
+    background = "Key-value caches have become the main memory cost of large language model inference."
+    answer = "We project cached keys and values onto fewer feature dimensions, halving cache memory during inference."
+    paper = Paper(title="KVSqueeze: Smaller Caches for Language Model Inference", abstract=f"{background} {answer}")
+    sources = SourceSet([paper], fixture_library.embedder)
+    question = "How can I cut the memory of cached keys and values during large language model inference?"
+    settings = fixture_library.settings
+    scorer = relevance.RelevanceScorer(question, fixture_library.embedder.embed_one(question), fixture_library.term_weights(), settings)
+    vectors = dict(zip(sources[1].sentences, sources[1].vectors))
+    # It is closer to the question than the answer is: only what it says keeps it from
+    # leading the answer, or following it.
+    assert is_background(background) and scorer.score(background, vectors[background]) > scorer.score(answer, vectors[answer])
+    cited = compose_answer(question, sources, scorer.score, settings)
+    assert len(cited.sentences) == 1 and "feature dimensions" in cited.sentences[0][0], cited.text
