@@ -54,6 +54,8 @@ from .writer import Writer
 # How much less on the topic than its best single statement the model's overview may be
 # (relevance; see _overview and benchmarks/readability.py).
 _OVERVIEW_MARGIN = 0.1
+# Cosine from which two sentences about the same papers say the same thing.
+_SAME_MEANING = 0.85
 
 
 @dataclass
@@ -292,10 +294,26 @@ class _TopicSummarizer:
         self._report(self.total - 1, "checking citations")
         seen: set[str] = set()
         overview = unique(overview[: self.settings.summary_overview_sentences], seen)
-        theme_points = [unique(points, seen) for points in theme_points]
+        theme_points = [unique(points, seen) for points in self._without_repeats(overview, theme_points)]
         for theme, points in zip(themes, theme_points):
             self._cite_every_paper(theme, points, seen)
         self._render(hits, themes, overview, theme_points)
+
+    def _without_repeats(self, overview: list[CheckedSentence], theme_points: list[list[CheckedSentence]]) -> list[list[CheckedSentence]]:
+        """Theme points that do not say again, in other words, what the overview says about
+        the same papers (the model paraphrases its evidence; the overview may quote it).
+        A paper left without a point gets another statement of its own (_cite_every_paper)."""
+        points = [item for items in theme_points for item in items]
+        if not overview or not points:
+            return theme_points
+        vectors = self.library.embedder.embed([item.text for item in overview + points])
+        said = list(zip(overview, vectors[: len(overview)]))
+        repeats = {
+            id(item)
+            for item, vector in zip(points, vectors[len(overview) :])
+            if any(set(o.cited) == set(item.cited) and float(vector @ v) >= _SAME_MEANING for o, v in said)
+        }
+        return [[item for item in items if id(item) not in repeats] for items in theme_points]
 
     # --- quoted evidence ---------------------------------------------------------------------
 
@@ -341,8 +359,8 @@ class _TopicSummarizer:
             statement = statements.verified(
                 candidate.sentence, number, self.sources, self.verifier, role=candidate.role, evidence=candidate.sentence
             )
-            if statement is None:
-                continue
+            if statement is None or near_duplicate(normalize_title(statement.text), seen):
+                continue  # unverifiable, or worded as a sentence already shown (the overview's)
             seen.add(key)
             seen.add(normalize_title(statement.text))
             self.quoted.add(id(statement))
@@ -355,6 +373,7 @@ class _TopicSummarizer:
         """Renumber 1..m over overview and themes, and fill in the result."""
         result = self.result
         flat = overview + [item for points in theme_points for item in points]
+        shown = _shown_by_render(flat)  # render drops repeats: slice by what it keeps
         cited = render(flat, self.sources)
         writer = self.writer
         cited.dropped = writer.dropped if writer else []
@@ -362,11 +381,12 @@ class _TopicSummarizer:
         result.cited, result.references = cited, cited.references
         by_id = {h.paper.id: h.paper for h in hits}
         result.papers = [by_id[ref.id] for ref in cited.references]
-        position = len(overview)
+        position = sum(shown[id(item)] for item in overview)
         result.overview = cited.sentences[:position]
         for theme, points in zip(themes, theme_points):
-            theme.sentences = cited.sentences[position : position + len(points)]
-            position += len(points)
+            count = sum(shown[id(item)] for item in points)
+            theme.sentences = cited.sentences[position : position + count]
+            position += count
         result.themes = [theme for theme in themes if theme.sentences]
         generated = sum(1 for item in flat if id(item) not in self.quoted)
         result.mode = "generated" if generated else "extractive"
@@ -392,3 +412,15 @@ class _TopicSummarizer:
         started = time.perf_counter()
         yield
         self.result.timings[name] = time.perf_counter() - started
+
+
+def _shown_by_render(items: list[CheckedSentence]) -> dict[int, bool]:
+    """id(item) -> whether citations.render keeps it: supported, and not the repeat of an
+    earlier item's text (render's own rule, applied before it rewrites the texts)."""
+    seen: set[str] = set()
+    shown = {}
+    for item in items:
+        key = normalize_title(item.text)
+        shown[id(item)] = key not in seen and item.supported
+        seen.add(key)
+    return shown
