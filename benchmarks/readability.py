@@ -14,6 +14,7 @@ summaries (benchmarks/topics.txt: a dozen topics worded as a researcher would)
 - headings_phrase_share     theme headings that are multi-word phrases present in their papers (target 1)
 - dangling_share            displayed summary sentences with a dangling opening (target 0)
 - background_share          displayed summary sentences about the field, not the cited paper (target 0)
+- misplaced                 theme sentences citing a paper outside their theme, all topics (target 0)
 - off_topic_kept            cited papers whose best sentence is below answer_relevance (summed)
 - judged_off_topic          cited papers judged off topic in benchmarks/topic_judgements.jsonl, of those judged
 - summary_s p50 / max       time per summary (model included)
@@ -108,7 +109,7 @@ def main() -> None:
     }
 
     labels = {(r["topic"], r["id"]): r["label"] for r in map(json.loads, JUDGEMENTS.read_text(encoding="utf-8").splitlines())}
-    totals = {"headings": 0, "headings_phrases": 0, "sentences": 0, "dangling": 0, "background": 0, "off_topic_kept": 0, "judged_off": 0, "judged": 0}
+    totals = {"headings": 0, "headings_phrases": 0, "sentences": 0, "dangling": 0, "background": 0, "misplaced": 0, "off_topic_kept": 0, "judged_off": 0, "judged": 0}
     summary_seconds = []
     for topic in topics:
         started = time.perf_counter()
@@ -125,6 +126,7 @@ def main() -> None:
         "headings_phrase_share": totals["headings_phrases"] / totals["headings"] if totals["headings"] else None,
         "dangling_share": totals["dangling"] / totals["sentences"] if totals["sentences"] else None,
         "background_share": totals["background"] / totals["sentences"] if totals["sentences"] else None,
+        "misplaced": totals["misplaced"],
         "off_topic_kept": totals["off_topic_kept"],
         "judged_off_topic": f"{totals['judged_off']} of {totals['judged']}",
         "summary_s_p50": statistics.median(summary_seconds) if summary_seconds else None,

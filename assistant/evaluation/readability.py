@@ -11,6 +11,8 @@
 - background: displayed sentences about the field rather than the cited paper ("GNNs
   are highly sensitive to …", "recent advances in …"; `assistant.text.is_background`).
   Target 0: they tell the reader nothing about the paper.
+- `misplaced_sentences(summary)`: theme sentences citing a paper outside their theme
+  (displayed under the wrong heading). Target 0.
 - `topic_summary_figures(summary, library)` and `paper_summary_sentences(summary)` gather
   them for one summary.
 """
@@ -83,6 +85,16 @@ def best_relevance(library: Library, topic: str, papers: Sequence[Paper]) -> dic
     return scores
 
 
+def misplaced_sentences(summary: TopicSummary) -> list[str]:
+    """Theme sentences that cite a paper not in their theme (shown under the wrong heading)."""
+    refs = summary.references
+    wrong = []
+    for theme in summary.themes:
+        members = {summary.hits[n - 1].paper.id for n in theme.numbers if 0 < n <= len(summary.hits)}
+        wrong += [text for text, numbers in theme.sentences if any(refs[k - 1].id not in members for k in numbers if 0 < k <= len(refs))]
+    return wrong
+
+
 def off_topic_kept(summary: TopicSummary, library: Library) -> list[str]:
     """Ids of the cited papers whose best sentence is below Settings.answer_relevance."""
     if summary.abstained or not summary.papers:
@@ -101,6 +113,7 @@ def topic_summary_figures(summary: TopicSummary, library: Library) -> dict:
         "sentences": len(sentences),
         "dangling": sum(1 for s in sentences if has_dangling_opening(s)),
         "background": sum(1 for s in sentences if is_background(s)),
+        "misplaced": len(misplaced_sentences(summary)),
         "papers": len(summary.papers),
         "off_topic_kept": len(off_topic_kept(summary, library)),
         "left_out": len(getattr(summary, "left_out", [])),
