@@ -101,6 +101,7 @@ class CitedText:
     references: list[Reference]
     dropped: list[str]
     removed_citations: int
+    kept: list[int] = field(default_factory=list)  # which of the items given to render each sentence is
 
     @property
     def text(self) -> str:
@@ -240,7 +241,8 @@ def render(checked: list[CheckedSentence], sources: SourceSet) -> CitedText:
     dropped: list[str] = []
     removed = 0
     seen: set[str] = set()
-    for item in checked:
+    kept: list[int] = []
+    for index, item in enumerate(checked):
         removed += len(item.removed)
         key = normalize_title(item.text)
         if key in seen:
@@ -258,11 +260,12 @@ def render(checked: list[CheckedSentence], sources: SourceSet) -> CitedText:
             score, evidence = item.support[n]
             citations.append(Citation(new, paper.id, paper.title, item.text, evidence, score))
         sentences.append((item.text, new_numbers))
+        kept.append(index)
     references = [
         Reference(new, sources[old].paper.id, sources[old].paper.title, sources[old].paper.code_url, sources[old].paper.date, sources[old].paper.sources)
         for old, new in sorted(renumber.items(), key=lambda kv: kv[1])
     ]
-    return CitedText(sentences, citations, references, dropped, removed)
+    return CitedText(sentences, citations, references, dropped, removed, kept)
 
 
 def extractive(

@@ -373,7 +373,6 @@ class _TopicSummarizer:
         """Renumber 1..m over overview and themes, and fill in the result."""
         result = self.result
         flat = overview + [item for points in theme_points for item in points]
-        shown = _shown_by_render(flat)  # render drops repeats: slice by what it keeps
         cited = render(flat, self.sources)
         writer = self.writer
         cited.dropped = writer.dropped if writer else []
@@ -381,12 +380,14 @@ class _TopicSummarizer:
         result.cited, result.references = cited, cited.references
         by_id = {h.paper.id: h.paper for h in hits}
         result.papers = [by_id[ref.id] for ref in cited.references]
-        position = sum(shown[id(item)] for item in overview)
-        result.overview = cited.sentences[:position]
-        for theme, points in zip(themes, theme_points):
-            count = sum(shown[id(item)] for item in points)
-            theme.sentences = cited.sentences[position : position + count]
-            position += count
+        # render drops a repeat: each part gets the sentences made from its own items.
+        starts = [0, len(overview)]
+        for points in theme_points:
+            starts.append(starts[-1] + len(points))
+        part = [sum(1 for start in starts[1:] if start <= index) for index in cited.kept]
+        result.overview = [s for s, p in zip(cited.sentences, part) if p == 0]
+        for number, theme in enumerate(themes, start=1):
+            theme.sentences = [s for s, p in zip(cited.sentences, part) if p == number]
         result.themes = [theme for theme in themes if theme.sentences]
         generated = sum(1 for item in flat if id(item) not in self.quoted)
         result.mode = "generated" if generated else "extractive"
@@ -413,14 +414,3 @@ class _TopicSummarizer:
         yield
         self.result.timings[name] = time.perf_counter() - started
 
-
-def _shown_by_render(items: list[CheckedSentence]) -> dict[int, bool]:
-    """id(item) -> whether citations.render keeps it: supported, and not the repeat of an
-    earlier item's text (render's own rule, applied before it rewrites the texts)."""
-    seen: set[str] = set()
-    shown = {}
-    for item in items:
-        key = normalize_title(item.text)
-        shown[id(item)] = key not in seen and item.supported
-        seen.add(key)
-    return shown
