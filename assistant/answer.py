@@ -123,7 +123,7 @@ class AnswerPipeline:
 
     def __init__(self, library: Library, *, settings: Settings | None = None, llm: LLM | None = None) -> None:
         self.library = library
-        self.settings = settings or library.settings
+        self.settings = library.calibrated(settings)
         self._llm = llm
 
     @property

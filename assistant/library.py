@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from .errors import DiskFull, EmptyStore, InputError
-from .embeddings import Embedder, backend_for_store, get_embedder
+from .embeddings import Embedder, backend_family, backend_for_store, get_embedder
 from .lexical import LexicalIndex, index_dir
 from .ingest_report import IngestReport
 from .readers import read_paths
@@ -65,6 +65,12 @@ class Library:
             if self.store.count():
                 self.__dict__["_embedding_backend"] = backend
         return backend
+
+    def calibrated(self, settings: Settings | None = None) -> Settings:
+        """Per-call settings (default: this library's) with the thresholds calibrated for
+        the vectors of this store (Settings.calibrated): every job resolves its settings
+        here, so an int8 store is judged by int8 thresholds whatever the caller passed."""
+        return (settings or self.settings).calibrated(backend_family(self.embedding_backend))
 
     def retriever(self, settings: Settings | None = None) -> Retriever:
         """Retrieval with this library's index and the given (per-call) settings."""

@@ -149,7 +149,7 @@ def support_claim(
     Candidates are the hybrid search's best papers plus every paper owning one of the
     sentences nearest to the claim anywhere in the corpus (the sentence index), so a
     claim that paraphrases one sentence of an otherwise unrelated-looking abstract is found."""
-    settings = settings or library.settings
+    settings = library.calibrated(settings)
     pool = candidates or max(3 * k, 15)
     vector = library.embedder.embed_one(claim)
     hits = library.search(claim, pool, settings=settings, query_vector=vector)

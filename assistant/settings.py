@@ -69,6 +69,23 @@ def _offline_environment() -> None:
 _offline_environment()
 
 
+# Thresholds on cosines belong to the vectors they were calibrated on. int8 vectors
+# (onnx-int8, the default backend) sit a little apart from fp32 ones (torch, onnx), whose
+# values are the defaults in Settings below. The same scripts on the same data, run with
+# ASSISTANT_EMBEDDING_BACKEND=onnx-int8 on an int8 store, gave these for int8 stores
+# (calibrate_relevance.py: answer_relevance, strong_relevance, answer_standout;
+# calibrate_topics.py: topic_paper_score). They gave the fp32 values again for
+# standout_weight (1.0), strong_top_relevance (0.44, calibrate_labels.py) and
+# support_threshold (calibrate_support.py: best 0.66 on int8 and 0.67 on fp32 vectors, in
+# the same flat 0.65-0.67 plateau), which are therefore shared.
+INT8_CALIBRATION: dict[str, float] = {
+    "answer_relevance": 0.412,
+    "strong_relevance": 0.591,
+    "answer_standout": 0.594,
+    "topic_paper_score": 0.90,
+}
+
+
 class Settings(BaseSettings):
     """Runtime configuration shared by the CLI, the UI and the Python API."""
 
@@ -116,10 +133,11 @@ class Settings(BaseSettings):
         description="Papers per committed ingest batch: an interrupted ingest loses at most one batch and resumes after the last.",
     )
     embedding_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
-        default="onnx",
+        default="onnx-int8",
         description=(
             "torch (sentence-transformers) | onnx | onnx-int8 (ONNX Runtime, exported once from the same weights into "
-            "the model cache; no torch import at query time)."
+            "the model cache; no torch import at query time). A store keeps the family it was built with: fp32 "
+            "(torch, onnx) or int8."
         ),
     )
     model: str | None = Field(
@@ -309,6 +327,16 @@ class Settings(BaseSettings):
             low = getattr(rule, "ge", low) if getattr(rule, "ge", None) is not None else low
             high = getattr(rule, "le", high) if getattr(rule, "le", None) is not None else high
         return low, high
+
+    def calibrated(self, family: str) -> "Settings":
+        """These settings with the thresholds calibrated for a store's vector family
+        ("fp32" or "int8", embeddings.backend_family). A threshold changed from its default
+        (argument, environment variable, flag) is the user's and stays as given."""
+        if family != "int8":
+            return self
+        fields = type(self).model_fields
+        update = {name: value for name, value in INT8_CALIBRATION.items() if getattr(self, name) == fields[name].default}
+        return self.model_copy(update=update) if update else self
 
     def with_overrides(self, **overrides: object) -> "Settings":
         """A copy with the given non-None values replaced (how CLI flags and UI controls

@@ -213,7 +213,7 @@ def build_table(
     if not topic:
         raise InputError("the topic is empty: say what the table should be about")
     chosen = parse_columns(columns)
-    settings = settings or library.settings
+    settings = library.calibrated(settings)
     topic = cap(topic, settings.max_question_chars)
     n = settings.table_papers if n is None else int(n)
     low, high = Settings.bounds("table_papers")

@@ -78,6 +78,7 @@ def main() -> None:
         if args.store is None or not library.count():
             library.ingest([settings.corpus_dir])
         pipeline = AnswerPipeline(library)
+        settings = library.calibrated()  # the thresholds of this store's vectors (int8 or fp32)
         calibration = citations(pipeline, CALIBRATION)
 
         def accuracy(top: float) -> float:

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.embeddings import get_embedder
+from assistant.embeddings import BACKENDS, get_embedder
+from assistant.settings import Settings
 from assistant.text import split_sentences
 
 SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "eval" / "scifact"
@@ -27,12 +28,17 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--claims", type=int, default=300)
     parser.add_argument("--data", type=Path, default=SCIFACT)
+    parser.add_argument(
+        "--backend", choices=BACKENDS, default=Settings().embedding_backend,
+        help="Embedding backend (default: the configured one); int8 vectors get thresholds of their own.",
+    )
     args = parser.parse_args()
     corpus = {d["_id"]: d for d in map(json.loads, (args.data / "corpus.jsonl").open())}
     claims = [q for q in map(json.loads, (args.data / "queries.jsonl").open()) if q.get("metadata")]
     random.Random(0).shuffle(claims)
     claims = claims[: args.claims]
-    embedder = get_embedder()
+    embedder = get_embedder(backend=args.backend)
+    print(f"backend {args.backend}")
     doc_ids = list(corpus)
     doc_vectors = embedder.embed([corpus[d]["text"] for d in doc_ids])
     positives, negatives = [], []

@@ -73,7 +73,7 @@ def main() -> None:
 
 def candidates(library: Library, topics: list[str], labels: dict) -> list[dict]:
     """Every paper a table on each topic considers, with its features, label and fate."""
-    settings = library.settings
+    settings = library.calibrated()  # the thresholds of this store's vectors (int8 or fp32)
     weights = library.term_weights()
     papers = []
     for topic in topics:

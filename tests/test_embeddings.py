@@ -18,7 +18,9 @@ import pytest
 from assistant.embeddings import backend_for_store, default_embedding_model, get_embedder, store_family
 from assistant.onnx_embeddings import OnnxEmbedder, ensure_export, export_dir, model_settings
 from assistant.readers import read_paths
-from assistant.settings import PROJECT_ROOT
+from assistant.answer import AnswerPipeline
+from assistant.library import Library
+from assistant.settings import INT8_CALIBRATION, PROJECT_ROOT, Settings
 
 from conftest import FIXTURE_PAPERS
 
@@ -172,8 +174,35 @@ def test_store_records_its_backend_family(make_library, onnx_cache: Path, cache_
     assert backend_for_store("onnx", library.store) == "onnx-int8"
 
 
-def test_fp32_store_is_searched_with_fp32_vectors(fixture_library) -> None:
-    assert store_family(fixture_library.store) == "fp32"
-    assert backend_for_store("onnx-int8", fixture_library.store) == "onnx"
-    assert backend_for_store("torch", fixture_library.store) == "torch"
-    assert backend_for_store("onnx", fixture_library.store) == "onnx"
+def test_fp32_store_is_searched_with_fp32_vectors(make_library) -> None:
+    library = make_library(embedding_backend="onnx")
+    library.ingest_papers(_papers(4))
+    assert store_family(library.store) == "fp32"
+    assert backend_for_store("onnx-int8", library.store) == "onnx"
+    assert backend_for_store("torch", library.store) == "torch"
+    assert backend_for_store("onnx", library.store) == "onnx"
+    # ...and judged by the thresholds calibrated on fp32 vectors, even with int8 configured.
+    int8_configured = Library(library.settings.with_overrides(embedding_backend="onnx-int8"))
+    assert int8_configured.calibrated().answer_relevance == Settings().answer_relevance != INT8_CALIBRATION["answer_relevance"]
+
+
+def test_default_store_is_int8_and_judged_by_int8_thresholds(fixture_library) -> None:
+    """The default backend fills int8 stores; every job resolves its settings through
+    Library.calibrated, which gives an int8 store the thresholds calibrated on int8 vectors."""
+    assert store_family(fixture_library.store) == "int8"
+    calibrated = fixture_library.calibrated()
+    for name, value in INT8_CALIBRATION.items():
+        assert getattr(calibrated, name) == value, name
+    assert AnswerPipeline(fixture_library).settings.answer_relevance == INT8_CALIBRATION["answer_relevance"]
+
+
+def test_a_threshold_the_user_set_wins_over_the_int8_calibration() -> None:
+    """A value changed from its default (argument, ASSISTANT_* variable, flag) stays as given;
+    the others take the int8 calibration; fp32 leaves everything alone."""
+    default = Settings()
+    assert default.answer_relevance != INT8_CALIBRATION["answer_relevance"]  # otherwise nothing here is tested
+    chosen = Settings(answer_relevance=0.5).calibrated("int8")
+    assert chosen.answer_relevance == 0.5
+    assert chosen.answer_standout == INT8_CALIBRATION["answer_standout"]
+    assert default.calibrated("fp32") == default
+    assert default.calibrated("int8").calibrated("int8") == default.calibrated("int8")

@@ -103,7 +103,9 @@ def test_evidence_vectors_come_from_the_index_not_from_re_embedding(library: Lib
 
 
 def test_the_answer_cites_the_paper_search_ranks_first(library: Library):
-    result = AnswerPipeline(library).answer(QUESTION)
+    pipeline = AnswerPipeline(library)
+    settings = pipeline.settings  # the thresholds of this store's vector family
+    result = pipeline.answer(QUESTION)
     assert not result.abstained
     assert result.references[0].id == result.hits[0].paper.id
     first = result.hits[0].paper.id
@@ -112,12 +114,14 @@ def test_the_answer_cites_the_paper_search_ranks_first(library: Library):
         assert citation.label.startswith(("quoted from", "supported by"))
         # The label's rule: search's first paper is strong from strong_top_relevance, the rest
         # only from strong_relevance (benchmarks/calibrate_labels.py).
-        floor = library.settings.strong_top_relevance if citation.id == first else library.settings.strong_relevance
+        floor = settings.strong_top_relevance if citation.id == first else settings.strong_relevance
         assert citation.strength == ("strong" if citation.relevance >= floor else "weak")
-    # This question's paraphrased sentence is one whose cosine alone would read "weak".
     top = next(c for c in result.citations if c.id == first)
-    assert library.settings.strong_top_relevance <= top.relevance < library.settings.strong_relevance
-    assert top.strength == "strong"
+    assert top.relevance >= settings.strong_top_relevance and top.strength == "strong"
+    # Between the two floors, a sentence of the first paper reads "strong", any other "weak".
+    scorer = relevance.RelevanceScorer(QUESTION, library.embedder.embed_one(QUESTION), library.term_weights(), settings)
+    between = (settings.strong_top_relevance + settings.strong_relevance) / 2
+    assert scorer.strength(between, first_paper=True) == "strong" and scorer.strength(between) == "weak"
 
 
 def test_word_weights_from_the_bm25_index_equal_those_counted_over_the_catalog(library: Library):
@@ -137,7 +141,7 @@ def test_a_faithful_quote_that_does_not_answer_is_not_shown(library: Library):
     hits = library.search(QUESTION, 3)
     sources = SourceSet.from_hits(hits, library.embedder)
     weights = library.term_weights()
-    scorer = relevance.RelevanceScorer(QUESTION, library.embedder.embed_one(QUESTION), weights, library.settings)
+    scorer = relevance.RelevanceScorer(QUESTION, library.embedder.embed_one(QUESTION), weights, pipeline.settings)
     thermal = next(n for n, s in sources.sources.items() if s.paper.title == THERMAL)
     off_point = "We release the simulation model and the city data."  # true, and beside the point
     on_point = next(s for s in sources[thermal].sentences if "controller chip" in s)
@@ -151,7 +155,7 @@ def test_a_faithful_quote_that_does_not_answer_is_not_shown(library: Library):
     pipeline._publish(result, checked, sources, scorer)
     assert off_point not in result.answer and off_point in result.cited.dropped
     assert on_point.rstrip(".") in result.answer
-    assert pipeline._relevance(sources, thermal, off_point, scorer) < library.settings.answer_relevance
+    assert pipeline._relevance(sources, thermal, off_point, scorer) < pipeline.settings.answer_relevance
 
 
 def test_updates_replace_sentences_and_unchanged_papers_are_not_re_embedded(tmp_path: Path):
@@ -228,7 +232,7 @@ def test_a_question_no_paper_stands_out_for_is_not_answered(corpus_library: Libr
     sentence clears the sentence threshold, but no paper stands out from the crowd, so the
     corpus has nothing on it. The sepsis question has a paper far ahead of the crowd."""
     pipeline = AnswerPipeline(corpus_library)
-    settings = corpus_library.settings
+    settings = pipeline.settings  # the thresholds of this store's vector family
     query, hits, scorer, _ = pipeline._retrieve(OFFLINE_RL, None, None, None)
     assert scorer.lead is not None and scorer.best(hits) >= settings.answer_relevance  # the older rules would answer
     assert scorer.best(hits) + settings.standout_weight * scorer.lead < settings.answer_standout

@@ -74,7 +74,7 @@ def best_relevance(library: Library, topic: str, papers: Sequence[Paper]) -> dic
     """Each paper's best sentence relevance to the topic (the calibrated scorer)."""
     from .. import relevance
 
-    settings = library.settings
+    settings = library.calibrated()
     vector = library.embedder.embed_one(topic)
     scorer = relevance.RelevanceScorer(topic, vector, library.term_weights(), settings)
     stored = library.store.sentences([p.id for p in papers])
@@ -100,7 +100,7 @@ def off_topic_kept(summary: TopicSummary, library: Library) -> list[str]:
     if summary.abstained or not summary.papers:
         return []
     scores = best_relevance(library, summary.topic, summary.papers)
-    return [pid for pid, score in scores.items() if score < library.settings.answer_relevance]
+    return [pid for pid, score in scores.items() if score < library.calibrated().answer_relevance]
 
 
 def topic_summary_figures(summary: TopicSummary, library: Library) -> dict:

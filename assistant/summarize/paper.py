@@ -79,7 +79,7 @@ def summarize_paper(library: Library, paper_id: str, *, settings: Settings | Non
     result sentences, a verified one-line TL;DR, the code link and the most related papers.
     `settings` and `llm` override the library's for this call."""
     started = time.perf_counter()
-    settings = settings or library.settings
+    settings = library.calibrated(settings)
     paper = _find_paper(library, paper_id)
     result = PaperSummary(paper)
     embedder = library.embedder

@@ -132,7 +132,7 @@ def summarize_topic(
     topic = " ".join((topic or "").split())
     if not topic:
         raise InputError("the topic is empty: say what the summary should be about")
-    settings = settings or library.settings
+    settings = library.calibrated(settings)
     topic = cap(topic, settings.max_question_chars)
     n = settings.summary_papers if n is None else n
     low, high = Settings.bounds("summary_papers")
