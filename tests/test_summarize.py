@@ -210,6 +210,11 @@ def test_paper_summary(fixture_library):
     assert summary.tldr
     if summary.tldr_generated:
         assert grounded(summary.tldr, [paper]) and not has_dangling_opening(summary.tldr)
+    # A citation says "quoted from [1]" only beside a quote, and shows a sentence of the abstract.
+    for citation in summary.cited.citations:
+        assert citation.evidence in paper.abstract, citation
+        quoted = normalize_title(citation.sentence) in normalize_title(paper.abstract)
+        assert quoted or citation.support < 0.999, citation
     markdown = summary.markdown
     assert paper.title in markdown and "TL;DR" in markdown
     for role in ("Problem", "Method", "Result"):
@@ -223,6 +228,21 @@ def test_paper_summary(fixture_library):
     with pytest.raises(ValueError, match="no paper"):
         summarize_paper(fixture_library, "p-000000000000")
     assert summarize_paper(fixture_library, "Optimal Brain Apoptsis").paper.id == OBA  # a title, with a typo
+
+
+def test_a_generated_tldr_is_cited_as_verified_not_as_a_quote(fixture_library):
+    """The model's TL;DR rewords the abstract: its citation carries the support it was
+    verified with and the abstract sentence behind it, never "quoted from [1]" with
+    itself as the evidence (as it did before)."""
+    paper_id = "p-2e00b964f5b8"  # Benign Overfitting…: the packaged model's TL;DR passes verification
+    summary = summarize_paper(fixture_library, paper_id)
+    assert summary.tldr_generated, "the model's TL;DR no longer passes here; pick another fixture paper"
+    paper = summary.paper
+    tldr = next(c for c in summary.cited.citations if c.sentence == summary.tldr)
+    assert tldr.evidence in paper.abstract and tldr.evidence != tldr.sentence
+    if normalize_title(tldr.sentence) not in normalize_title(paper.abstract):
+        assert fixture_library.settings.support_threshold <= tldr.support < 0.999
+        assert tldr.label.startswith("supported by [1]")
 
 
 def test_cli_summarize_topic_json_and_exports(fixture_store_dir, monkeypatch, tmp_path):

@@ -47,6 +47,7 @@ class PaperSummary:
     roles: dict[str, str] = field(default_factory=dict)  # problem / method / result -> abstract sentence
     statements: dict[str, str] = field(default_factory=dict)  # the same, as displayed: self-contained, named, verified
     checked_roles: dict[str, CheckedSentence] = field(default_factory=dict, repr=False)
+    checked_tldr: CheckedSentence | None = field(default=None, repr=False)  # the model's TL;DR as verified
     related: list[Hit] = field(default_factory=list)
     cited: CitedText = field(default_factory=lambda: CitedText([], [], [], [], 0))
     references: list[Reference] = field(default_factory=list)
@@ -91,8 +92,8 @@ def summarize_paper(library: Library, paper_id: str, *, settings: Settings | Non
 
     step = time.perf_counter()
     tldr = _generated_tldr(library, settings, llm, sources, result)
-    if tldr:
-        result.tldr, result.tldr_generated = tldr, True
+    if tldr is not None:
+        result.tldr, result.tldr_generated, result.checked_tldr = tldr.text, True, tldr
     else:  # the three role statements are the TL;DR
         result.tldr = " ".join(result.statements[role] for role in TLDR_ROLES if role in result.statements)
     result.timings["tldr_s"] = time.perf_counter() - step
@@ -145,8 +146,8 @@ def _cite(result: PaperSummary, sources: SourceSet) -> None:
     """The TL;DR (when the model's) and the role statements cite the paper as [1]."""
     paper = result.paper
     checked: list[CheckedSentence] = []
-    if result.tldr_generated:
-        checked.append(CheckedSentence(result.tldr, [1], {1: (1.0, result.tldr)}))
+    if result.checked_tldr is not None:  # cited with the support and evidence it was verified with, not as a quote
+        checked.append(result.checked_tldr)
     checked += [result.checked_roles[role] for role in TLDR_ROLES if role in result.checked_roles]
     result.cited = render(checked, sources)
     result.references = result.cited.references or [
@@ -155,7 +156,9 @@ def _cite(result: PaperSummary, sources: SourceSet) -> None:
     result.papers = [paper]
 
 
-def _generated_tldr(library: Library, settings: Settings, llm: LLM | None, sources: SourceSet, result: PaperSummary) -> str:
+def _generated_tldr(
+    library: Library, settings: Settings, llm: LLM | None, sources: SourceSet, result: PaperSummary
+) -> CheckedSentence | None:
     """The model's one-line TL;DR if the verifier finds it supported by the abstract."""
     try:
         llm = llm or library.llm_for(settings)
@@ -164,17 +167,17 @@ def _generated_tldr(library: Library, settings: Settings, llm: LLM | None, sourc
         request = generation.fit(llm, settings, TLDR_PROMPT, sources[1].sentences, _abstract)
         raw = generation.generate(llm, request)
     except LLMError:
-        return ""
+        return None
     complete = complete_sentences(clean_line(raw))
     if not complete or len(complete[0].split()) > _TLDR_MAX_WORDS:
-        return ""
+        return None
     verifier = Verifier(sources, settings.support_threshold)
     checked = verifier.check(with_markers(complete[0], [1]))
     if len(checked) == 1 and checked[0].cited == [1]:  # the Verifier also checks it adds no foreign detail
         readable = statements_.polish(checked[0], sources, verifier)  # no "This paper …" left dangling
         if readable is not None and readable.text not in result.statements.values():
-            return readable.text
-    return ""
+            return readable
+    return None
 
 
 def _abstract(sentences: list[str]) -> dict[str, object]:

@@ -188,8 +188,25 @@ def verified(
         if normalize_title(wording) in abstract and len(normalize_title(wording)) > 20:
             score = 1.0
         if score >= verifier.threshold and grounded(wording, [paper]) and numbers_grounded(wording, paper):
-            return CheckedSentence(wording, [n], {n: (score, evidence or best)})
+            return CheckedSentence(wording, [n], {n: (score, _shown_evidence(wording, vector, n, sources, verifier, evidence, best))})
     return None
+
+
+def _shown_evidence(
+    wording: str, vector, n: int, sources: SourceSet, verifier: Verifier, evidence: str | None, best: str
+) -> str:
+    """The source sentence shown beside a wording: the given one (the quote it was made
+    from, or the evidence of the text it rewords) while it still supports the wording, else
+    the sentence that does. A reworded sentence can drift to another sentence of the same
+    abstract; showing the old evidence would put a quote beside a claim it does not support."""
+    if not evidence or evidence == best:
+        return best
+    source = sources[n]
+    if normalize_title(wording) in normalize_title(evidence):
+        return evidence
+    if evidence in source.sentences and float(source.vectors[source.sentences.index(evidence)] @ vector) >= verifier.threshold:
+        return evidence
+    return best
 
 
 def polish(item: CheckedSentence, sources: SourceSet, verifier: Verifier) -> CheckedSentence | None:
