@@ -28,6 +28,11 @@ from .text import evidence_sentences
 
 T = TypeVar("T")
 
+# Papers whose abstracts and sentences go to the embedder together: the embedder sorts them
+# by length and batches them itself (Settings.embedding_batch_size); this sets how often an
+# ingest reports progress.
+PAPERS_PER_EMBED_CALL = 32
+
 class Library:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
@@ -324,7 +329,7 @@ class Library:
     ) -> tuple[list, Rows]:
         """Paper embeddings for `papers`, and sentence-index rows for them and for
         `sentences_only`; progress counts papers (`done` before this call, of `total`)."""
-        batch = self.settings.embedding_batch_size
+        batch = PAPERS_PER_EMBED_CALL
         vectors: list = []
         sentence_rows = Rows()
         work = [(paper, True) for paper in papers] + [(paper, False) for paper in sentences_only]

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from assistant.library import EmptyStore, Library
+from assistant.library import PAPERS_PER_EMBED_CALL, EmptyStore, Library
 from assistant.text import evidence_sentences
 from assistant.readers import read_paths
 from assistant.records import Paper
@@ -267,7 +267,7 @@ def test_ctrl_c_during_embedding_changes_nothing(make_library, tmp_path: Path):
 
     with pytest.raises(KeyboardInterrupt):
         library.ingest([FIXTURE_PAPERS], progress=interrupt)  # 33 papers: interrupted after the first batch
-    first_batch = read_paths([FIXTURE_PAPERS]).papers[: library.settings.embedding_batch_size]
+    first_batch = read_paths([FIXTURE_PAPERS]).papers[:PAPERS_PER_EMBED_CALL]
     assert library.embedder.calls == calls + len(first_batch) + sum(len(evidence_sentences(p.abstract)) for p in first_batch)
     _assert_unchanged(library, before, generation)
     assert library.search("symplectic networks for planetary orbits", k=1)[0].paper.title == (
