@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=SCIFACT)
     parser.add_argument(
         "--backend", choices=BACKENDS, default=Settings().embedding_backend,
-        help="Embedding backend (default: the configured one); int8 vectors get thresholds of their own.",
+        help="Embedding backend (default: the configured one): calibrate on the vectors a store of that backend holds.",
     )
     args = parser.parse_args()
     corpus = {d["_id"]: d for d in map(json.loads, (args.data / "corpus.jsonl").open())}
