@@ -15,8 +15,8 @@ from .errors import DiskFull, EmptyStore, InputError
 from .embeddings import Embedder, backend_family, backend_for_store, get_embedder
 from .lexical import LexicalIndex, index_dir
 from .ingest_report import IngestReport
-from .readers import read_paths
-from .records import Paper, legacy_paper_id, normalize_title, paper_id
+from .readers import Problem, read_paths
+from .records import Paper, abstracts_agree, earlier_paper_ids, normalize_title, paper_id
 from .retrieval import Filters, Hit, Mode, Retriever
 from . import progress as progress_
 from .progress import Progress
@@ -156,7 +156,7 @@ class Library:
         """Read files and add their papers; only new or changed abstracts are embedded."""
         result = read_paths(paths)
         report = self.ingest_papers(result.papers, progress=progress)
-        report.files, report.errors, report.problems = result.files, result.errors, result.problems
+        report.files, report.errors, report.problems = result.files, result.errors, result.problems + report.problems
         return report
 
     def ingest_papers(self, papers: list[Paper], progress: Progress | None = None) -> IngestReport:
@@ -184,6 +184,13 @@ class Library:
                     to_embed.append(paper)
                     continue
                 old, meta = found
+                if _another_paper(old, paper):
+                    where = paper.sources[-1] if paper.sources else "input"
+                    report.problems.append(Problem(where, 0, (
+                        f"id {paper.id!r} already holds {old.title[:80]!r}, a different paper; skipped {paper.title[:80]!r} "
+                        "(give it another id)"
+                    )))
+                    continue
                 # Seen before in other files: keep those sources too.
                 paper.sources = [s for s in old.sources if s not in paper.sources] + paper.sources
                 paper.date = paper.date or old.date
@@ -227,18 +234,20 @@ class Library:
         return report
 
     def _rekey_legacy_ids(self, papers: list[Paper]) -> int:
-        """Move papers a store keeps under an id of the earlier, ASCII-only id function to
-        today's id (one committed batch, vectors and sentences reused), so re-ingesting an
-        old store's files updates those papers instead of adding each a second time.
+        """Move papers a store keeps under an id of an earlier id function (ASCII-only, or
+        dropping every combining mark) to today's id (one committed batch, vectors and
+        sentences reused), so re-ingesting an old store's files updates those papers instead
+        of adding each a second time.
 
-        Only titles with non-ASCII letters have two ids. The old id is taken as this
+        Only titles with non-Latin letters have several ids. The old id is taken as this
         paper's only when the stored title normalizes to the same title: the old function
         gave every Chinese title one id (and "α-Net"/"β-Net" one), so a row under it may
         hold another paper, which keeps its id. Returns the papers moved."""
         by_old: dict[str, list[Paper]] = {}
         for paper in papers:
-            old = legacy_paper_id(paper.title)
-            if old != paper.id and paper.id == paper_id(paper.title):  # explicit ids are never moved
+            if paper.id != paper_id(paper.title):
+                continue  # explicit ids are never moved
+            for old in earlier_paper_ids(paper.title):
                 by_old.setdefault(old, []).append(paper)
         if not by_old:
             return 0
@@ -437,3 +446,16 @@ class Library:
         from .embeddings import default_embedding_model
 
         return self.settings.embedding_model or default_embedding_model()
+
+
+def _another_paper(stored: Paper, incoming: Paper) -> bool:
+    """Is `incoming`, under a stored paper's id, a different paper rather than a new
+    version of it? Only an explicit id can be reused that way (a title's id changes with
+    the title): a different title with a different abstract. A corrected title (same
+    abstract) or an edited abstract (same title) is an update."""
+    return (
+        incoming.id != paper_id(incoming.title)
+        and normalize_title(stored.title) != normalize_title(incoming.title)
+        and not abstracts_agree(stored.abstract, incoming.abstract)
+    )
+

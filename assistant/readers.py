@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UnreadableFile
-from .records import Paper, garbage_reason, normalize_title
+from .records import Paper, abstracts_agree, garbage_reason, normalize_title
 
 SUPPORTED_SUFFIXES = (".txt", ".jsonl", ".json", ".csv", ".bib")
 
@@ -72,10 +72,14 @@ def read_paths(paths: Iterable[str | Path]) -> ReadResult:
             known = merged.get(paper.id)
             if known is None:
                 merged[paper.id] = paper
-            elif normalize_title(known.title) == normalize_title(paper.title):
-                known.merge(paper)  # the same paper listed again (another dump, another file)
-            else:  # an explicit id reused for a different paper: report, never merge
-                problems.append(Problem(str(file), 0, f"id {paper.id!r} is already used by {known.title[:80]!r}; skipped {paper.title[:80]!r}"))
+            elif not abstracts_agree(known.abstract, paper.abstract):  # two papers under one id: report, never merge
+                if normalize_title(known.title) == normalize_title(paper.title):
+                    message = f"{paper.title[:80]!r} appears again with a different abstract; kept the first, skipped this one (id {paper.id})"
+                else:
+                    message = f"id {paper.id!r} is already used by {known.title[:80]!r}; skipped {paper.title[:80]!r}"
+                problems.append(Problem(str(file), 0, message))
+            else:
+                known.merge(paper)  # the same paper listed again (another dump, another file, a corrected title)
     return ReadResult(list(merged.values()), problems, files, errors)
 
 

@@ -27,7 +27,7 @@ import pytest
 from assistant.errors import StoreError
 from assistant.library import Library
 from assistant.readers import read_paths
-from assistant.records import Paper, legacy_paper_id, paper_id
+from assistant.records import Paper, earlier_paper_ids, legacy_paper_id, paper_id
 from assistant.settings import Settings
 from assistant.store import PaperStore
 from assistant.text import evidence_sentences
@@ -589,6 +589,24 @@ def test_papers_stored_under_legacy_ascii_ids_are_moved_not_duplicated(tmp_path:
 
     again = library.ingest(files)
     assert (again.rekeyed, again.unchanged, again.added) == (0, 4, 0)
+
+
+def test_papers_stored_under_ids_that_dropped_combining_marks_are_moved(tmp_path: Path):
+    """The id function before 2026-11-24 dropped every combining mark, so かき and かぎ shared
+    an id; a store keeping one of them under it gets today's id on the next ingest."""
+    file = FIXTURES / "hostile" / "marked-script-titles.jsonl"
+    papers = read_paths([file]).papers
+    kaki, kagi = papers[0], papers[1]
+    old_id = next(i for i in earlier_paper_ids(kagi.title) if not i.startswith("p-da39"))  # not the ASCII-only one
+    assert old_id == kaki.id  # the mark-free title's id is unchanged, and was also かぎ's
+    settings = Settings(store_dir=tmp_path / "store")
+    Library(settings).ingest_papers([Paper(title=kagi.title, abstract=kagi.abstract, id=old_id, sources=[kagi.sources[0]])])
+
+    library = Library(settings)
+    report = library.ingest([file])
+    assert report.rekeyed == 1 and report.unchanged == 1 and report.added == len(papers) - 1
+    assert _consistent(Library(settings)) == {p.id for p in papers}  # no leftover old id
+    assert library.get(kaki.id).abstract == kaki.abstract and library.get(kagi.id).abstract == kagi.abstract
 
 
 # --- a vector index Chroma left half-saved ----------------------------------------------------
