@@ -26,7 +26,7 @@ from .evidence import SourceSet
 from .library import Library
 from .records import Paper, normalize_title
 from .settings import Settings
-from .text import cap, split_sentences
+from .text import cap, evidence_sentences
 
 # title_score (0-100) from which the text is taken as a title. On the shipped corpus, 600
 # sentences from abstracts score at most 84 against any title; titles with a typo and a
@@ -180,7 +180,7 @@ def cite(library: Library, text: str, k: int = 5, *, settings: Settings | None =
     titles = match_titles(library, text, k)
     if titles:
         return [
-            CiteHit(paper, score / 100.0, (split_sentences(paper.abstract) or [""])[0], "title")
+            CiteHit(paper, score / 100.0, (evidence_sentences(paper.abstract) or [""])[0], "title")
             for paper, score in titles
         ]
     return support_claim(library, text, k, settings=settings)

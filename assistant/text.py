@@ -60,7 +60,7 @@ def is_boilerplate(sentence: str) -> bool:
 # one of our citations, "### Answer" or a chat-template tag as the prompt's own structure.
 _SOURCE_MARKER = re.compile(r"\[(\d+(?:\s*[,;\u2013-]\s*\d+)*)\]")
 _DELIMITERS = re.compile(
-    r"#{2,}|<\|[^|<>]{0,40}\|>|\[/?INST\]|<</?SYS>>|"
+    r"(?<!\w)#{2,}|<\|[^|<>]{0,40}\|>|\[/?INST\]|<</?SYS>>|"
     r"</?\s*(?:s|bos|eos|start_of_turn|end_of_turn|system|user|assistant|model|evidence|abstract|key_points|question|answer)\s*>",
     re.IGNORECASE,
 )
@@ -68,10 +68,22 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 ELLIPSIS = "…"
 
 
+def _inert_marker(match: re.Match) -> str:
+    """A bracketed number group that reads as a reference becomes "(4)"; one that reads as
+    an interval ("[0,1]", "[1,2]^d") keeps its meaning in full-width brackets ("［0,1］"),
+    which look the same to a reader but are not citation markers (an open interval "(0,1)"
+    would say something else)."""
+    inner, after = match.group(1), match.string[match.end() : match.end() + 1]
+    if after in ("^", "_") or any(int(n) == 0 for n in re.findall(r"\d+", inner)):
+        return f"［{inner}］"
+    return f"({inner})"
+
+
 def neutralize(text: str) -> str:
     """Source text as inert data: bracketed numbers become "(4)" (they are the source's own
-    references, never ours) and prompt delimiters and chat-template tags are removed."""
-    text = _SOURCE_MARKER.sub(lambda m: f"({m.group(1)})", text)
+    references, never ours; intervals keep their brackets, see _inert_marker) and prompt
+    delimiters and chat-template tags are removed."""
+    text = _SOURCE_MARKER.sub(_inert_marker, text)
     text = _CONTROL.sub(" ", text)
     return " ".join(_DELIMITERS.sub(" ", text).split())
 
@@ -104,10 +116,17 @@ def split_sentences(text: str) -> list[str]:
     return [p for p in pieces if p]
 
 
+# Longer than any real abstract sentence seen (1,670 characters in SciFact's 5,183 abstracts,
+# 762 in the shipped corpus); a "sentence" beyond it is a pasted table or generated junk, and
+# shown whole it would fill the screen (a 200,000-character one was printed by `ask`).
+MAX_SENTENCE_CHARS = 2000
+
+
 def evidence_sentences(abstract: str) -> list[str]:
     """The sentences of an abstract that may serve as evidence, in order: the unit the
-    sentence index stores and answers quote (instruction-like sentences never count)."""
-    return [s for s in split_sentences(abstract) if not looks_like_instruction(s)]
+    sentence index stores and answers quote (instruction-like sentences never count; a
+    runaway one is cut with a visible ellipsis)."""
+    return [cap(s, MAX_SENTENCE_CHARS) for s in split_sentences(abstract) if not looks_like_instruction(s)]
 
 
 def looks_like_instruction(sentence: str) -> bool:

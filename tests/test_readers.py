@@ -414,3 +414,11 @@ def test_unreadable_permissions_is_an_error_naming_the_file(tmp_path: Path):
     path.chmod(0)
     with pytest.raises(UnreadableFile, match="secret.jsonl: cannot read"):
         read_file(path)
+
+
+def test_neutralizing_keeps_intervals_and_hashes_inside_words():
+    # A reference list becomes inert; an interval keeps its brackets (full-width, not a marker),
+    # because "(0,1)" would be an open interval; "F##" is a word, "### Answer" a delimiter.
+    assert neutralize("as shown [4][5] and [7, 12]") == "as shown (4)(5) and (7, 12)"
+    assert neutralize("x in [0,1]^d, y in [1, 2]_+, p in [0, 1]") == "x in ［0,1］^d, y in ［1, 2］_+, p in ［0, 1］"
+    assert neutralize("written in F## ### Answer: yes") == "written in F## Answer: yes"

@@ -9,6 +9,7 @@ reach the model as structure nor the screen as citations; no input length breaks
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from assistant.records import paper_id
 from assistant.settings import Settings
 from assistant.summarize import summarize_topic
 from assistant.table import build_table
-from assistant.text import ELLIPSIS
+from assistant.text import ELLIPSIS, MAX_SENTENCE_CHARS
 
 from conftest import FIXTURES
 
@@ -71,7 +72,11 @@ def test_titles_in_any_script_get_distinct_ids(hostile_library):
     assert paper_id("α-Net: Sparse Attention for Protein Folding") != paper_id("β-Net: Sparse Attention for Protein Folding")
     # ASCII ids are what they always were (existing stores keep their ids)
     assert paper_id("Optimal Brain Apoptosis") == "p-" + __import__("hashlib").sha1(b"optimal brain apoptosis").hexdigest()[:12]
-    for title in ("深度学习的量化方法研究", "量子计算中的纠错码", "α-Net: Sparse Attention for Protein Folding", "β-Net: Sparse Attention for Protein Folding"):
+    # Marks that make letters in other scripts count: a Japanese voicing mark, a Devanagari virama.
+    marked = ("かきの栽培と病害の予測", "かぎの栽培と病害の予測", "क्षमता योजना के लिए मॉडल", "कषमता योजना के लिए मॉडल")
+    assert len({paper_id(t) for t in marked}) == 4
+    assert paper_id("Poincaré ResNet") == paper_id("Poincare ResNet")  # accents on Latin letters still do not
+    for title in ("深度学习的量化方法研究", "量子计算中的纠错码", "α-Net: Sparse Attention for Protein Folding", "β-Net: Sparse Attention for Protein Folding", *marked):
         paper = hostile_library.get(paper_id(title))
         assert paper is not None and paper.title == title
 
@@ -82,6 +87,40 @@ def test_a_reused_id_is_reported_not_merged(hostile_library):
     assert any("paper-1" in str(p) and "Coral Bleaching" in str(p) for p in result.problems)
     stored = hostile_library.get("paper-1")
     assert stored.title.startswith("Glacier") and "coral" not in stored.abstract.lower()
+
+
+def test_one_title_with_two_different_abstracts_is_reported_not_merged(hostile_library):
+    result = read_paths([HOSTILE / "same-title-different-abstracts.jsonl"])
+    assert len(result.papers) == 1 and "precipitation" in result.papers[0].abstract
+    assert any("appears again with a different abstract" in str(p) for p in result.problems)
+    stored = hostile_library.get(paper_id("Deep Learning for Weather Nowcasting"))
+    assert "precipitation" in stored.abstract and "wheat" not in stored.abstract
+
+
+def test_an_explicit_id_reused_by_a_later_ingest_is_reported_not_overwritten(tmp_path: Path):
+    library = Library(Settings(store_dir=tmp_path / "store"))
+
+    def write(name: str, record: dict) -> Path:
+        (tmp_path / name).write_text(json.dumps(record) + "\n")
+        return tmp_path / name
+
+    glacier = {"id": "paper-1", "title": "Glacier Retreat Measured from Satellite Altimetry",
+               "abstract": "We measure glacier retreat in the Alps from satellite altimetry between 2000 and 2020 and find an average thinning of one metre per year."}
+    library.ingest([write("a.jsonl", glacier)])
+    coral = {"id": "paper-1", "title": "Coral Bleaching Forecasts from Sea Surface Temperature",
+             "abstract": "We forecast coral bleaching events from sea surface temperature anomalies with a gradient boosted model trained on 30 years of reef surveys."}
+    report = library.ingest([write("b.jsonl", coral)])
+    assert (report.added, report.updated) == (0, 0)
+    assert any("paper-1" in str(p) and "different paper" in str(p) and "b.jsonl" in str(p) for p in report.problems)
+    stored = library.get("paper-1")
+    assert stored.title.startswith("Glacier") and "coral" not in stored.abstract.lower() and stored.sources == ["a.jsonl"]
+    # A new version of the same paper under its id is an update: an edited abstract, or a corrected title.
+    edited = {**glacier, "abstract": glacier["abstract"].replace("one metre", "1.2 metres")}
+    assert library.ingest([write("a.jsonl", edited)]).updated == 1
+    retitled = {**edited, "title": "Glacier Retreat in the Alps Measured from Satellite Altimetry"}
+    report = library.ingest([write("a.jsonl", retitled)])
+    assert report.metadata_only + report.updated == 1 and not report.problems
+    assert library.get("paper-1").title == retitled["title"] and "1.2 metres" in library.get("paper-1").abstract
 
 
 def test_source_markers_never_reach_the_screen_or_the_prompt(hostile_library):
@@ -113,6 +152,11 @@ def test_prompt_delimiters_in_an_abstract_are_data(hostile_library):
 def test_a_one_sentence_abstract_of_200k_characters_gets_an_answer(hostile_library):
     result = AnswerPipeline(hostile_library).answer("How do memristor crossbars compute vector matrix products?")
     assert result.abstained or result.answer
+    # What reaches the screen is cut visibly, not 200,000 characters of one sentence.
+    assert len(result.answer) < 3 * MAX_SENTENCE_CHARS and ELLIPSIS in result.answer + " ".join(c.evidence for c in result.citations)
+    for lookup in ("Memristor Crossbars for In-Memory Computing", "The memristor crossbar stores synaptic weights as conductances"):
+        hits = cite(hostile_library, lookup)
+        assert hits and all(len(h.sentence) <= MAX_SENTENCE_CHARS for h in hits), lookup
     if result.request is not None:
         prompt = result.request.prompt or "\n".join(m["content"] for m in result.request.messages)
         assert hostile_library.llm.count_tokens(prompt) + result.request.max_tokens <= hostile_library.llm.n_ctx
