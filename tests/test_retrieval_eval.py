@@ -501,3 +501,39 @@ def test_cli_eval_answers_refuses_an_empty_store(tmp_path: Path):
     questions.write_text('{"question": "anything?", "expected_ids": []}\n')
     result = CliRunner().invoke(app, ["eval", "answers", "--questions", str(questions), "--store", str(tmp_path / "empty")])
     assert result.exit_code == 1 and "empty" in result.output
+
+
+def test_follow_ups_are_asked_after_their_history(tmp_path: Path):
+    path = tmp_path / "f.jsonl"
+    path.write_text(
+        '{"history": ["First?"], "question": "And its cost?", "expected_ids": ["p-1"], "kind": "focus", "split": "evaluate"}\n'
+        '{"history": ["First?"], "question": "And weight decay?", "expected_ids": [], "kind": "none", "split": "evaluate"}\n'
+        '{"history": ["Other?"], "question": "And for GNNs?", "expected_ids": ["p-2"], "kind": "other", "split": "calibrate"}\n'
+    )
+    assert [c.kind for c in load_questions(path)] == ["single", "unanswerable", "single"]
+    cases = load_questions(path, "evaluate")
+    assert [(c.history, c.follow_up) for c in cases] == [(["First?"], "focus"), (["First?"], "none")]
+    for bad, message in [
+        ('{"history": ["A?"], "question": "X?", "expected_ids": [], "kind": "focus"}\n', "needs at least one expected id"),
+        ('{"history": ["A?"], "question": "X?", "expected_ids": ["p-1"], "kind": "none"}\n', "needs no expected ids"),
+        ('{"question": "X?", "expected_ids": ["p-1"], "kind": "focus"}\n', "kind must be one of"),
+    ]:
+        (tmp_path / "bad.jsonl").write_text(bad)
+        with pytest.raises(ValueError, match=message):
+            load_questions(tmp_path / "bad.jsonl")
+
+    calls = []
+
+    def answer(library, question, history=None):
+        calls.append((question, history))
+        cited = {"And its cost?": [_citation("p-1", True)], "And weight decay?": [_citation("p-1", True)]}.get(question, [])
+        turn = SimpleNamespace(question=question)
+        return SimpleNamespace(abstained=not cited, citations=cited, timings={}, to_turn=lambda: turn)
+
+    summary, outcomes = evaluate_answers(object(), cases, answer=answer)
+    # Each follow-up is asked after its own history, with that history's real turn.
+    assert [q for q, _ in calls] == ["First?", "And its cost?", "First?", "And weight decay?"]
+    assert calls[0][1] is None
+    assert [h[0].question for _, h in calls[1::2]] == ["First?", "First?"]
+    assert [o.correct for o in outcomes] == [True, False]
+    assert summary["follow_up_correct"] == {"focus": {"rate": 1.0, "of": 1}, "none": {"rate": 0.0, "of": 1}}

@@ -86,6 +86,7 @@ def retrieval(
 def answers(
     questions: Annotated[Path, typer.Option(help='JSONL: {"question", "expected_ids" ("ids" also accepted), "kind", "note"} a line.')],
     limit: Annotated[int | None, typer.Option(help="Only the first N questions.", min=1)] = None,
+    split: Annotated[str | None, typer.Option(help='Only the lines whose "split" is this (e.g. evaluate).')] = None,
     details: Annotated[bool, typer.Option(help="Also list every question's outcome.")] = False,
     store: StoreOpt = None,
     chroma_url: ChromaUrlOpt = None,
@@ -103,10 +104,13 @@ def answers(
     abstained on; how often questions with 2+ expected papers get 2+ papers cited; the
     overall share handled correctly, citation precision and latency p50/p95.
     A line's "kind" (single, multi, unanswerable) is inferred from its ids when missing.
+    A line with a "history" is a chat follow-up: its history is asked first, in one
+    conversation; its kind says what answers it (focus, other or none).
     """
     from ..evaluation import evaluate_answers, load_questions
 
-    cases = load_questions(questions)[:limit] if limit else load_questions(questions)
+    cases = load_questions(questions, split)
+    cases = cases[:limit] if limit else cases
     if not cases:
         fail(f"{questions} holds no question")
     library = open_library(store=store, chroma_url=chroma_url, embedding_model=embedding_model, embedding_backend=embedding_backend, model=model, llm_url=llm_url)
@@ -162,6 +166,10 @@ def answer_table(summary: dict) -> list[str]:
         lines.append(f"{'cited papers that were expected':<34}{_pct(summary['cited_expected_share']):>6}  of papers cited on answerable questions")
     if summary.get("dangling_opening_rate") is not None:
         lines.append(f"{'sentences opening on a dangling ref':<34}{_pct(summary['dangling_opening_rate']):>6}  of displayed sentences")
+    for kind, group in (summary.get("follow_up_correct") or {}).items():
+        what = {"focus": "answered from the paper in focus", "other": "answered from another paper", "none": "abstained (no abstract answers)"}[kind]
+        correct = round((group["rate"] or 0) * group["of"])
+        lines.append(f"{'follow-ups, ' + kind + ': correct':<34}{_pct(group['rate']):>6}  {correct}/{group['of']} {what}")
     if summary.get("modes"):
         lines.append(f"{'answers by mode':<34}        " + ", ".join(f"{count} {mode}" for mode, count in sorted(summary["modes"].items())))
     for name in ("p50", "p95"):
@@ -180,7 +188,8 @@ def outcome_lines(outcomes) -> list[str]:
             return ", ".join(f"{pid}*" if pid in expected else pid for pid in ids) or "nothing"
 
         mark = "ok " if outcome.correct else "BAD"
-        lines.append(f"[{mark}] {outcome.kind:<12} {outcome.question}")
+        kind = f"follow-up {outcome.follow_up}" if outcome.follow_up else outcome.kind
+        lines.append(f"[{mark}] {kind:<12} {outcome.question}")
         if outcome.error:
             lines.append(f"      error: {outcome.error} ({outcome.seconds:.1f} s)")
             continue

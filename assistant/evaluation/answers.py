@@ -5,6 +5,13 @@ A question set is JSONL, one ``{"question", "expected_ids", "kind", "note"}`` a 
 ``kind`` is ``single``, ``multi`` or ``unanswerable``; when it is missing it is inferred
 from the expected ids (none: unanswerable, two or more: multi, else single), so older
 files with only ``question`` and ``expected_ids`` (or ``ids``) still load.
+
+A chat follow-up is a line with ``"history": ["first question", ...]``: those questions
+are asked first, in one conversation, and the line's question is asked after them with
+the real answers as its history. Its ``kind`` may then name what answers it: ``focus``
+(the paper the conversation is about), ``other`` (a different paper) or ``none`` (no
+abstract: it should be abstained on). ``split`` (e.g. ``calibrate`` / ``evaluate``)
+lets a file hold calibration and evaluation questions apart.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from .jsonl import read_jsonl
 from .metrics import percentile
 
 KINDS = ("single", "multi", "unanswerable")
+FOLLOW_UP_KINDS = ("focus", "other", "none")  # what answers a follow-up (see the module docstring)
 SHOWN_SEARCH_IDS = 5  # search results listed per question in the details
 
 
@@ -38,16 +46,21 @@ class AnswerCase:
     expected_ids: list[str]
     kind: str = ""  # inferred from expected_ids when empty
     note: str = ""
+    history: list[str] = field(default_factory=list)  # questions asked before this one, in one chat
+    follow_up: str = ""  # focus | other | none, for a follow-up
+    split: str = ""
 
     def __post_init__(self) -> None:
         self.kind = self.kind or infer_kind(self.expected_ids)
 
 
-def load_questions(path: Path) -> list[AnswerCase]:
+def load_questions(path: Path, split: str | None = None) -> list[AnswerCase]:
     """JSONL of {"question", "expected_ids" ("ids" accepted too), "kind", "note"}.
 
-    ``kind`` is optional (inferred); a given kind must be one of :data:`KINDS` and agree
-    with the ids on answerability: unanswerable exactly when there is no expected id.
+    ``kind`` is optional (inferred); a given kind must be one of :data:`KINDS` (or, for a
+    line with a ``history``, :data:`FOLLOW_UP_KINDS`) and agree with the ids on
+    answerability: unanswerable (``none``) exactly when there is no expected id. `split`
+    keeps only the lines of that split.
     """
     if not Path(path).is_file():
         raise InputError(f"no such file: {path}")
@@ -60,13 +73,23 @@ def load_questions(path: Path) -> list[AnswerCase]:
         if isinstance(ids, str):
             ids = [ids]
         ids = [str(i) for i in ids or []]
+        history = row.get("history") or []
+        if isinstance(history, str):
+            history = [history]
+        history = [str(h).strip() for h in history if str(h).strip()]
         kind = str(row.get("kind") or "").strip().lower()
+        follow_up = ""
+        if history and kind in FOLLOW_UP_KINDS:
+            follow_up, kind = kind, ("unanswerable" if kind == "none" else "")
+        allowed = KINDS + (FOLLOW_UP_KINDS if history else ())
         if kind and kind not in KINDS:
-            raise InputError(f"{path}: record {number}: kind must be one of {', '.join(KINDS)}, not {kind!r}")
-        if kind and (kind == "unanswerable") != (not ids):
+            raise InputError(f"{path}: record {number}: kind must be one of {', '.join(allowed)}, not {kind!r}")
+        if (follow_up or kind) and (follow_up == "none" or kind == "unanswerable") != (not ids):
             expected = "no expected ids" if kind == "unanswerable" else "at least one expected id"
-            raise InputError(f"{path}: record {number}: kind {kind!r} needs {expected}")
-        cases.append(AnswerCase(question, ids, kind, str(row.get("note") or "")))
+            raise InputError(f"{path}: record {number}: kind {follow_up or kind!r} needs {expected}")
+        case = AnswerCase(question, ids, kind, str(row.get("note") or ""), history, follow_up, str(row.get("split") or ""))
+        if split is None or case.split == split:
+            cases.append(case)
     return cases
 
 
@@ -84,6 +107,7 @@ class AnswerOutcome:
     search_ids: list[str] = field(default_factory=list)  # the answer's retrieved papers, in search order
     sentences: list[str] = field(default_factory=list)  # the displayed sentences, without markers
     mode: str = ""  # generated | composed | extractive | abstained
+    follow_up: str = ""  # focus | other | none, for a follow-up (AnswerCase.follow_up)
 
     def __post_init__(self) -> None:
         self.kind = self.kind or infer_kind(self.expected_ids)
@@ -120,6 +144,7 @@ class AnswerOutcome:
         return {
             "question": self.question,
             "kind": self.kind,
+            "follow_up": self.follow_up,
             "expected_ids": self.expected_ids,
             "abstained": self.abstained,
             "search_ids": self.search_ids[:SHOWN_SEARCH_IDS],
@@ -153,7 +178,9 @@ def summarize_answers(outcomes: Sequence[AnswerOutcome]) -> dict:
       an abstract the reader has not seen ("However, …", "This …"); modes: answers per mode.
     - multi_two_plus_rate: over questions with 2+ expected papers, the answer cites 2+
       distinct papers (multi_two_plus_expected_rate: 2+ distinct expected papers).
-    - latency p50/p95 in seconds, per question, end to end.
+    - follow_up_correct: for follow-ups, the share handled correctly per kind of
+      follow-up (focus, other, none).
+    - latency p50/p95 in seconds, per question, end to end (a follow-up's own answer).
     """
     on_topic = [o for o in outcomes if not o.off_topic]
     off_topic = [o for o in outcomes if o.off_topic]
@@ -194,6 +221,11 @@ def summarize_answers(outcomes: Sequence[AnswerOutcome]) -> dict:
         "errors": sum(1 for o in outcomes if o.error),
         "dangling_opening_rate": round(sum(map(has_dangling_opening, shown)) / len(shown), 4) if shown else None,
         "modes": dict(Counter(o.mode for o in outcomes if o.mode)),
+        "follow_up_correct": {
+            kind: {"rate": share(group, lambda o: o.correct), "of": len(group)}
+            for kind in FOLLOW_UP_KINDS
+            if (group := [o for o in outcomes if o.follow_up == kind])
+        },
         "latency_p50": round(percentile(latencies, 50), 3),
         "latency_p95": round(percentile(latencies, 95), 3),
     }
@@ -234,11 +266,18 @@ def evaluate_answers(
         report(progress, number - 1, len(cases), "questions")
         started = time.perf_counter()
         try:
-            result = answer(library, case.question, history=None)
+            history = []
+            for earlier in case.history:  # the conversation so far, answered for real
+                history.append(answer(library, earlier, history=list(history) or None).to_turn())
+            started = time.perf_counter()
+            result = answer(library, case.question, history=history or None)
         except Exception as exc:  # one failing question must not lose the others' figures
             error = f"{type(exc).__name__}: {exc}"
             outcomes.append(
-                AnswerOutcome(case.question, case.expected_ids, False, [], [], time.perf_counter() - started, error, kind=case.kind)
+                AnswerOutcome(
+                    case.question, case.expected_ids, False, [], [], time.perf_counter() - started, error, kind=case.kind,
+                    follow_up=case.follow_up,
+                )
             )
             continue
         elapsed = time.perf_counter() - started
@@ -257,6 +296,7 @@ def evaluate_answers(
                 search_ids=search_ids(result),
                 sentences=[sentence for sentence, _ in getattr(getattr(result, "cited", None), "sentences", None) or []],
                 mode=str(getattr(result, "mode", "") or ""),
+                follow_up=case.follow_up,
             )
         )
     return summarize_answers(outcomes), outcomes
