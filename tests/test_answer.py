@@ -124,6 +124,24 @@ def test_follow_up_is_resolved_against_the_conversation(fixture_library):
     assert standalone_query("What is PolyLoss?", [Turn("q", "a", ["Some title"])]) == "What is PolyLoss?"
 
 
+def test_a_follow_up_asking_for_other_work_gets_the_paper_that_answers_it(fixture_library):
+    """"What about …, anything there?" after a pruning answer asks for other work: the paper
+    that answers those words is cited, not the pruning paper again; a follow-up about the
+    pruning paper itself stays with it."""
+    pipeline = AnswerPipeline(fixture_library)
+    first = pipeline.answer("Which pruning method computes the Hessian-vector product directly?")
+    assert [r.id for r in first.references] == [OBA]
+    history = [first.to_turn()]
+    for question, expected in [
+        ("and what about choosing the learning rate schedule, anything there?", "When, Why and How Much?"),
+        ("how about reconstructing microscopy images, anything on that?", "ML-SIM"),
+    ]:
+        follow_up = pipeline.answer(question, history)
+        assert not follow_up.abstained and follow_up.references, question
+        assert follow_up.references[0].title.startswith(expected) and OBA not in {r.id for r in follow_up.references}, question
+    assert [r.id for r in pipeline.answer("What datasets was it validated on?", history).references] == [OBA]
+
+
 def test_streaming_yields_verified_text_and_timings(fixture_library):
     results = list(AnswerPipeline(fixture_library).stream("What does PolyLoss propose for classification losses?"))
     final = results[-1]
