@@ -89,9 +89,12 @@ class RoleRule:
     cue_free_score: float = float("-inf")
     extra_cue: re.Pattern | None = None  # more stock phrases that count as the role's cue, for this caller only
     veto: re.Pattern | None = None  # a sentence saying this does another role's job ("to address this problem, we …")
+    veto_without_cue: re.Pattern | None = None  # another role's job unless the sentence also carries this role's cue
 
     def accepts(self, score: float, cue: bool, sentence: str = "") -> bool:
         if self.veto is not None and self.veto.search(sentence):
+            return False
+        if self.veto_without_cue is not None and not cue and self.veto_without_cue.search(sentence):
             return False
         return score >= self.min_score and (cue or score >= self.cue_free_score)
 
@@ -126,6 +129,17 @@ _PROBLEM_VETO = re.compile(
     re.IGNORECASE,
 )
 
+# A result is not what the paper proposes ("we introduce a novel gradient update …", unless
+# it also says what that achieved) nor what the field has done ("many pruning algorithms
+# have been proposed with impressive empirical success").
+_METHOD_STATEMENT = re.compile(
+    r"\b(we (propose|introduce|present|put forward|develop|design)|this (paper|work) (proposes|introduces|presents))\b", re.IGNORECASE
+)
+_FIELD_STATEMENT = re.compile(r"\b(have|has) been (widely )?(proposed|developed|studied|introduced|explored)\b", re.IGNORECASE)
+# The data a paper uses is not the limitation it sets out from ("However, existing pruning
+# approaches heavily rely on training data, …").
+_DATA_VETO = re.compile(r"^\W*(however|but|although|despite|unfortunately)\b", re.IGNORECASE)
+
 # The literature table's rules: an empty cell is better than a weak sentence. Scores are
 # cosine to the role prompt + 0.15 for a cue + the position prior; the levels were read
 # off the shipped corpus (a cue-less sentence must be closer to the prompt than nearly
@@ -133,8 +147,10 @@ _PROBLEM_VETO = re.compile(
 TABLE_RULES: dict[str, RoleRule] = {
     "problem": RoleRule(min_score=0.15, cue_free_score=0.45, extra_cue=_TABLE_EXTRA_CUES["problem"], veto=_PROBLEM_VETO),
     "method": RoleRule(min_score=0.05, cue_free_score=0.45, extra_cue=_TABLE_EXTRA_CUES["method"]),
-    "result": RoleRule(min_score=0.15, cue_free_score=0.45, extra_cue=_TABLE_EXTRA_CUES["result"]),
-    "data": RoleRule(min_score=0.0, cue_free_score=float("inf")),
+    "result": RoleRule(
+        min_score=0.15, cue_free_score=0.45, extra_cue=_TABLE_EXTRA_CUES["result"], veto=_FIELD_STATEMENT, veto_without_cue=_METHOD_STATEMENT
+    ),
+    "data": RoleRule(min_score=0.0, cue_free_score=float("inf"), veto=_DATA_VETO),
 }
 
 
@@ -152,6 +168,14 @@ class RoleChoice:
 def has_cue(role: str, sentence: str) -> bool:
     """True when the sentence carries one of the role's stock phrases."""
     return bool(_ROLE_CUES[role].search(sentence))
+
+
+_NAMED_DATASET = re.compile(rf"(?<![\w-])({_KNOWN_DATASETS})(?![\w-])")
+
+
+def named_dataset_spans(sentence: str) -> list[tuple[int, int]]:
+    """Where well-known datasets and benchmarks are named in the sentence ("ImageNet")."""
+    return [match.span() for match in _NAMED_DATASET.finditer(sentence)]
 
 
 def cue_spans(role: str, sentence: str) -> list[tuple[int, int]]:

@@ -33,7 +33,7 @@ from .evidence import SourceSet, sentence_cache
 from .library import Library
 from .records import Paper, normalize_title
 from .retrieval import Hit
-from .roles import TABLE_ROLE_PROMPTS, TABLE_RULES, choose_roles, cue_spans
+from .roles import TABLE_ROLE_PROMPTS, TABLE_RULES, choose_roles, cue_spans, named_dataset_spans
 from .settings import Settings
 from .text import cap, is_boilerplate
 
@@ -299,6 +299,8 @@ def _row(source, hit: Hit, role_vectors: np.ndarray, scorer: relevance.Relevance
             used_elsewhere = any(c.sentence == choice.sentence for r, c in choices.items() if r != "data")
             if used_elsewhere or len(choice.sentence.split()) > _LONG_SENTENCE_WORDS:
                 text = data_clause(choice.sentence)
+            if used_elsewhere and text == choice.sentence:
+                text = data_mention(choice.sentence)  # the same sentence twice in one row reads as a glitch
         cells[role] = Cell(text, None, choice.sentence)
     code = source.paper.code_url
     cells["code"] = Cell(code, None, "") if code else Cell()
@@ -330,6 +332,30 @@ def data_clause(sentence: str) -> str:
     return text if len(text.split()) >= _MIN_CLAUSE_WORDS else sentence
 
 
+_LEADING_PREPOSITION = re.compile(r"^(on|across|over|using|with|in)\s+", re.IGNORECASE)
+_DATA_NOUNS = re.compile(r"(\s+(data ?sets?|data|benchmarks?|corpus|corpora|suites?))+", re.IGNORECASE)
+_MENTION_WORDS = 12  # a longer span runs across clauses: the first mention alone is quoted
+
+
+def data_mention(sentence: str) -> str:
+    """The words of the sentence that say what the data is: its named datasets ("CIFAR-10,
+    CIFAR-100 and ImageNet"), else its data phrase ("several open benchmarks"). A verbatim
+    substring, for a Data cell whose sentence already fills another cell of the row."""
+    spans = named_dataset_spans(sentence) or cue_spans("data", sentence)
+    if not spans:
+        return sentence
+    start, end = min(a for a, _ in spans), max(b for _, b in spans)
+    if len(sentence[start:end].split()) > _MENTION_WORDS:
+        start, end = spans[0]
+    more = _DATA_NOUNS.match(sentence, end)  # "real-world benchmark| datasets"
+    if more:
+        end = more.end()
+    if sentence[start:end].count("(") > sentence[start:end].count(")") and sentence[end : end + 1] == ")":
+        end += 1  # "two datasets (CIFAR10, CIFAR100)"
+    text = _LEADING_PREPOSITION.sub("", sentence[start:end].strip(" ,;:."))
+    return text or sentence
+
+
 def _score_support(rows: list[Row], sources: SourceSet, verifier: Verifier, embedder) -> None:
     """Support of every text cell against its own abstract, as citations are checked
     (Verifier.support): 1.0 for quoted text. A whole sentence, or a clause long enough for
@@ -343,7 +369,11 @@ def _score_support(rows: list[Row], sources: SourceSet, verifier: Verifier, embe
             if not cell.text:
                 continue
             whole = cell.text == cell.sentence or len(normalize_title(cell.text)) > _QUOTE_TEST_CHARS
-            if whole and cell.sentence in source.sentences:
+            if not whole and cell.text in source.paper.abstract:
+                # A short verbatim mention ("ImageNet"): too short for the verifier's quotation
+                # test, which guards generated text against chance matches, and quoted all the same.
+                cell.support = 1.0
+            elif whole and cell.sentence in source.sentences:
                 cell.support = verifier.support(cell.text, source.vectors[source.sentences.index(cell.sentence)], n)[0]
             else:
                 clauses.append((n, column))

@@ -15,7 +15,7 @@ import pytest
 
 from assistant.library import Library
 from assistant.roles import ROLE_PROMPTS, TABLE_ROLE_PROMPTS, TABLE_RULES, assign_roles, choose_roles, has_cue
-from assistant.table import COLUMNS, TEXT_COLUMNS, build_table, data_clause, parse_columns
+from assistant.table import COLUMNS, TEXT_COLUMNS, build_table, data_clause, data_mention, parse_columns
 
 from servers import assistant_server
 
@@ -46,6 +46,9 @@ def test_every_cell_is_verbatim_from_its_own_paper(fixture_library: Library, tab
                 assert cell.support is None
     assert filled >= len(table.rows)  # the table says something about each paper
     assert table.verbatim_share() == 1.0
+    for row in table.rows:  # a row never shows one text twice
+        texts = [row.cells[c].text for c in TEXT_COLUMNS if row.cells[c].text]
+        assert len(texts) == len(set(texts)), row.paper.title
 
 
 def test_code_cell_comes_from_metadata(table):
@@ -114,6 +117,28 @@ def test_data_clause_is_a_verbatim_part_of_the_sentence():
     sentence = "Our method reduces the memory by 4x on ResNet-50, while on ImageNet it keeps the accuracy of the full model."
     clause = data_clause(sentence)
     assert clause in sentence and clause.startswith("while on ImageNet") and clause != sentence
+
+
+def test_a_data_sentence_another_cell_quotes_is_shown_by_its_data_words():
+    # The sentence states the result and names the data: the Result cell has it whole, the
+    # Data cell only the part that says what the data is (verbatim).
+    for sentence, mention in [
+        ("Experiments on CIFAR-10, CIFAR-100 and ImageNet demonstrate the effectiveness of our method.", "CIFAR-10, CIFAR-100 and ImageNet"),
+        ("We confirm the memory reduction and the same convergence on several open benchmarks.", "several open benchmarks"),
+        ("Experiments on real-world benchmark datasets demonstrate that our architecture achieves the best accuracy.",
+         "Experiments on real-world benchmark datasets"),
+        ("First, we conduct experiments on two different datasets (CIFAR10, CIFAR100), exploring various techniques.", "CIFAR10, CIFAR100"),
+    ]:
+        assert data_mention(sentence) == mention and mention in sentence
+
+
+def test_table_roles_refuse_what_belongs_to_another_column():
+    result, data = TABLE_RULES["result"], TABLE_RULES["data"]
+    assert not result.accepts(0.9, False, "Many deep pruning algorithms have been proposed with impressive empirical success.")
+    assert not result.accepts(0.9, False, "Third, we introduce a novel gradient update definition to enable a proximal search.")
+    assert result.accepts(0.9, True, "We introduce a gradient update that reduces the error by 12%.")  # says what it achieved
+    assert not data.accepts(0.9, True, "However, existing pruning approaches rely on training data over confidential datasets.")
+    assert data.accepts(0.9, True, "When compared with previous works on the benchmark UVG dataset, NIRVANA improves quality.")
 
 
 def test_json_shape(table):
