@@ -33,7 +33,7 @@ from assistant.store import PaperStore
 from assistant.text import evidence_sentences
 
 from conftest import FIXTURE_PAPERS, FIXTURES, SHIPPED_CORPUS, free_port
-from servers import start_chroma, stop
+from servers import assistant_server, start_chroma, stop
 from test_batched_ingest import BATCH, _consistent
 
 HANG_GUARD = 900  # seconds: only so that a hang fails the test instead of stalling the suite
@@ -537,6 +537,34 @@ def test_frozen_chroma_server_times_out_with_one_line_and_loses_nothing(chroma_s
     other = Library(Settings(store_dir=tmp_path / "other", chroma_url=url, collection="frozen-mid-write", ingest_batch_size=BATCH))
     assert len(_consistent(other)) == BATCH
     assert len(_consistent(Library(settings))) == 33  # the first collection untouched
+
+
+def test_the_chat_shows_a_frozen_chroma_server_as_a_message_and_recovers(chroma_server, tmp_path: Path):
+    """The UI over a Chroma server that freezes mid-session: the chat says which part failed
+    and how to fix it, within the timeout, and answers again once the server runs."""
+    from gradio_client import Client
+
+    url, server = chroma_server["url"], chroma_server["state"]["process"]
+    Library(Settings(store_dir=tmp_path / "local", chroma_url=url)).ingest([FIXTURE_PAPERS])
+    env = _env(tmp_path / "local", ASSISTANT_CHROMA_URL=url, ASSISTANT_CHROMA_TIMEOUT_S="2")
+    question = "How can a graph solver guarantee that its iterations converge to a unique fixed point?"
+    with assistant_server([], env, tmp_path / "serve.log") as ui:
+        session = Client(ui.url, verbose=False)
+        assert "[1]" in _chat_text(session.predict(question, api_name="/ask")[1][-1])
+        server.send_signal(signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            answer = _chat_text(session.predict(question, api_name="/ask")[1][-1])
+            assert time.monotonic() - started < 60  # a few 2 s timeouts, not a hang
+        finally:
+            server.send_signal(signal.SIGCONT)
+        assert f"the Chroma server at {url} did not answer within 2 s" in answer and "Traceback" not in answer, answer
+        assert "[1]" in _chat_text(session.predict(question, api_name="/ask")[1][-1])
+
+
+def _chat_text(message) -> str:
+    content = message["content"] if isinstance(message, dict) else message
+    return content if isinstance(content, str) else json.dumps(content)
 
 
 def test_killed_chroma_server_is_one_line_and_a_restart_has_everything(chroma_server, tmp_path: Path):
