@@ -5,6 +5,17 @@ What must hold whatever the files contain: garbage is reported per record (file 
 line) and never becomes a paper; titles in any script get distinct ids; a reused id
 is reported, not merged; citation markers and prompt delimiters inside abstracts never
 reach the model as structure nor the screen as citations; no input length breaks a job.
+
+The reliability issue's other items run real subprocesses and servers and live beside the
+parts they exercise:
+- one writer at a time, a server reading other processes' ingests: test_faults.py
+  (two ingests at once), test_security.py (a running server answers from what another
+  process ingested); ids moved from earlier id functions: test_faults.py;
+- SIGTERM, SIGKILL at five points, resume: test_faults.py, test_batched_ingest.py;
+- faults in real parts: test_faults.py (read-only store, full disk, FIFO and unreadable
+  paths, a frozen or killed Chroma server, in the CLI and the chat), test_llm_faults.py
+  (a llama.cpp server down, frozen or silent, in the CLI and the chat);
+- security: test_security.py; memory under load: benchmarks/load.py.
 """
 
 from __future__ import annotations
