@@ -33,7 +33,8 @@ DANGLING_OPENING = re.compile(
 _DROPPABLE = re.compile(
     r"^(?:(?:however|moreover|furthermore|additionally|in addition|besides|also|thus|hence|therefore|"
     r"consequently|accordingly|as a result|nevertheless|nonetheless|meanwhile|finally|specifically|notably|"
-    r"importantly|overall|in particular|in summary|in conclusion|in contrast|on the other hand|similarly|"
+    r"importantly|overall|in particular|in summary|in conclusion|in sum|in short|in brief|to sum up|to summari[sz]e|"
+    r"taken together|all in all|in contrast|on the other hand|similarly|"
     r"likewise|further|to this end|to that end|to do so|here|for this(?: purpose| reason)?|for example|for instance|"
     r"as such|in practice|in this context|initially|to bridge (?:this|the) gap|motivated by (?:this|these|that|those)(?: \w+){0,3}|"
     r"in this (?:paper|work|study|article|report|letter|note)|"
@@ -94,6 +95,9 @@ def refers_back(sentence: str) -> bool:
     return bool(_REFERS_BACK.search(sentence))
 
 
+_WE_NEXT = re.compile(r"\b([Ww]e) (?:next|then|further|finally|lastly|subsequently) (?=\w)")
+
+
 def self_contained(sentence: str, name: str) -> str | None:
     """The sentence rewritten to stand on its own, with `name` (e.g. "*MiniCPM*") for
     "this paper"; None when it points back at something only its abstract says."""
@@ -107,6 +111,7 @@ def self_contained(sentence: str, name: str) -> str | None:
     if thing:
         text = f"The {thing.group('noun').lower()} of {name}" + text[thing.end() :]
     text = _OUR_PROPOSED.sub(lambda m: "the" if m.group(0)[0].islower() else "The", text)
+    text = _WE_NEXT.sub(r"\1 ", text)  # "we next prove": "next" after what, out of its abstract?
     text = _first_person(text)
     text = text[0].upper() + text[1:]
     if text.startswith("The proposed ") and name in text:

@@ -35,7 +35,8 @@ _BOILERPLATE = re.compile(
 # advances", what is "commonly used" or "inherently limited". A reader of a summary
 # learns nothing about the cited paper from them (benchmarks/readability.py counts them).
 _FIELD = re.compile(
-    r"\b(has|have) (recently |also |long )?(been|become|gained|received|attracted|shown|emerged|demonstrated|achieved|led|grown|reigned)\b"
+    r"\b(has|have) (recently |also |long )?(been|become|gained|received|attracted|shown|emerged|demonstrated|achieved|led|grown|reigned|"
+    r"provided|enabled|revolution[iz]ed|dominated|transformed|witnessed|seen)\b"
     r"|\brecent (years|advances?|advancements|progress|successes?|studies|research|work)\b"
     r"|\b(is|are) (a |an )?(widely|commonly|increasingly) used\b|\b(is|are) (highly|inherently|often) (sensitive|limited)\b",
     re.IGNORECASE,

@@ -341,6 +341,17 @@ def test_a_paper_is_summarized_by_what_it_does_not_by_the_field_it_is_in(fixture
     assert is_background(background) and not is_background(contribution)
     ranked = statements.candidates(1, [background, contribution], vectors, closeness)
     assert [c.sentence for c in ranked] == [contribution, background]
+    # What a field "has provided" is scene-setting too; what "we have provided" is not.
+    assert is_background("Deep learning approaches have provided state-of-the-art performance in many applications.")
+    assert not is_background("We have provided a benchmark of 40 tasks for on-device training.")
+
+
+def test_a_summing_up_connective_is_dropped_before_the_paper_is_named():
+    from assistant.rewrite import self_contained
+
+    rewritten = self_contained("In sum, our results enable DNNs for resource-constrained environments to use these advances.", "*X*")
+    assert rewritten is not None and rewritten.startswith("The authors' results enable")
+    assert self_contained("We next prove a lower bound on the width.", "*X*") == "The authors prove a lower bound on the width."
 
 
 def test_every_theme_sentence_sits_under_its_own_theme(corpus_library):
