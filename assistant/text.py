@@ -177,7 +177,7 @@ _SCAFFOLDING_WORDS = """
     please much many
     paper papers article articles publication publications anyone anything something someone know tell explain
     looking trying want wondering wonder need idea ideas exist exists mention mentions discuss discusses thing things
-    kind sort lot
+    kind sort lot lots little bit quite pretty somehow
 """.split()
 
 

@@ -277,3 +277,14 @@ def test_stale_bm25_index_on_disk_is_rebuilt(make_library):
     hits = reopened.search("knowledge distillation student teacher", 1, mode="bm25")
     assert hits[0].paper.id == papers[2].id
     assert _manifest(reopened)["generation"] == reopened.store.generation
+
+
+def test_how_a_person_asks_is_not_what_bm25_matches():
+    from assistant.lexical import query_terms
+
+    # "little" in "very little memory" matched "little to no training data" in an unrelated
+    # abstract and put it first for the question the retrieval issue opens with.
+    assert query_terms("How can a network be trained on a microcontroller with very little memory?") == [
+        "network", "train", "microcontrol", "memori",
+    ]
+    assert query_terms("is there quite a bit of research on graph pruning?") == ["research", "graph", "prune"]
