@@ -80,10 +80,16 @@ def _inert_marker(match: re.Match) -> str:
     return f"({inner})"
 
 
+# arXiv abstracts keep LaTeX's escapes ("more than 45\% less memory"); shown as Markdown they
+# came out with a visible backslash.
+_LATEX_ESCAPE = re.compile(r"\\([%&_#$])")
+
+
 def neutralize(text: str) -> str:
     """Source text as inert data: bracketed numbers become "(4)" (they are the source's own
     references, never ours; intervals keep their brackets, see _inert_marker) and prompt
-    delimiters and chat-template tags are removed."""
+    delimiters and chat-template tags are removed; LaTeX escapes ("45\\%") are unescaped."""
+    text = _LATEX_ESCAPE.sub(r"\1", text)
     text = _SOURCE_MARKER.sub(_inert_marker, text)
     text = _CONTROL.sub(" ", text)
     return " ".join(_DELIMITERS.sub(" ", text).split())

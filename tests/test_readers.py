@@ -422,3 +422,5 @@ def test_neutralizing_keeps_intervals_and_hashes_inside_words():
     assert neutralize("as shown [4][5] and [7, 12]") == "as shown (4)(5) and (7, 12)"
     assert neutralize("x in [0,1]^d, y in [1, 2]_+, p in [0, 1]") == "x in ［0,1］^d, y in ［1, 2］_+, p in ［0, 1］"
     assert neutralize("written in F## ### Answer: yes") == "written in F## Answer: yes"
+    # LaTeX's escapes from arXiv abstracts showed a backslash on screen
+    assert neutralize(r"cuts GPU memory by more than 45\% in R\&D") == "cuts GPU memory by more than 45% in R&D"
