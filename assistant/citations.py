@@ -23,7 +23,7 @@ import numpy as np
 from .evidence import EvidenceSentence, SourceSet
 from .records import normalize_title
 from .rewrite import short_name
-from .text import grounded, looks_like_instruction, neutralize, split_sentences, with_markers
+from .text import grounded, looks_like_instruction, moved_names, neutralize, split_sentences, with_markers
 
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 _LEADING_MARKERS = re.compile(r"^(\s*\[\d+(?:\s*[,;]\s*\d+)*\])+")
@@ -213,7 +213,9 @@ class Verifier:
                 score, evidence = self.support(sentence, vector, n)
                 item.support[n] = (score, evidence)
                 (item.cited if score >= self.threshold else item.removed).append(n)
-            if item.cited and not grounded(sentence, [self.sources[n].paper for n in item.cited]):
+            if item.cited and (
+                not grounded(sentence, [self.sources[n].paper for n in item.cited]) or self.moved_names(sentence, item)
+            ):
                 item.removed += item.cited  # close in meaning, but adds details its sources never state
                 item.cited = []
             if not item.cited:  # uncited or wrongly cited: credit the source that supports it, if any
@@ -224,10 +226,18 @@ class Verifier:
             checked.append(item)
         return checked
 
+    def moved_names(self, sentence: str, item: CheckedSentence) -> list[str]:
+        """System names the sentence uses that none of its cited evidence sentences (nor the
+        cited papers' names) do: see text.moved_names."""
+        evidence = " ".join(item.support[n][1] for n in item.cited if n in item.support)
+        names = " ".join(f"{self.sources[n].paper.title} {short_name(self.sources[n].paper.title)}" for n in item.cited)
+        return moved_names(sentence, evidence, names)
+
     def _reattribute(self, item: CheckedSentence, sentence: str, vector: np.ndarray) -> None:
         best = max(((self.support(sentence, vector, n), n) for n in self.sources.numbers()), key=lambda x: x[0][0])
         (score, evidence), n = best
-        if score >= self.threshold and grounded(sentence, [self.sources[n].paper]):
+        candidate = CheckedSentence(sentence, [n], {n: (score, evidence)})
+        if score >= self.threshold and grounded(sentence, [self.sources[n].paper]) and not self.moved_names(sentence, candidate):
             item.cited = [n]
             item.support[n] = (score, evidence)
             item.reattributed = True

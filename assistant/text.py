@@ -38,6 +38,7 @@ _FIELD = re.compile(
     r"\b(has|have) (recently |also |long )?(been|become|gained|received|attracted|shown|emerged|demonstrated|achieved|led|grown|reigned|"
     r"provided|enabled|revolution[iz]ed|dominated|transformed|witnessed|seen)\b"
     r"|\brecent (years|advances?|advancements|progress|successes?|studies|research|work)\b"
+    r"|\b(growing|increasing|rising|ever-growing|ever-increasing) (\w+ )?(demands?|interest|needs?|popularity|attention|adoption|importance)\b"
     r"|\b(is|are) (a |an )?(widely|commonly|increasingly) used\b|\b(is|are) (highly|inherently|often) (sensitive|limited)\b",
     re.IGNORECASE,
 )
@@ -228,3 +229,18 @@ def grounded(sentence: str, papers: list["Paper"]) -> bool:
     known = {stem for paper in papers for stem in _content_stems(paper.document)}
     novel = [stem for stem in stems if stem not in known]
     return len(novel) <= 1 + len(stems) // 12
+
+
+# A system name: CamelCase ("FedTiny", "ImageNet") or letters with digits ("GPT-4", "ResNet50").
+_SYSTEM_NAME = re.compile(r"(?<![\w-])(?:[A-Z][a-z]+[A-Z][\w-]*|[A-Za-z]*[A-Z][A-Za-z]*-?\d[\w.-]*)(?![\w-])")
+
+
+def moved_names(sentence: str, evidence: str, allowed: str = "") -> list[str]:
+    """System names the sentence uses that its evidence sentence does not (nor `allowed`,
+    e.g. the paper's own name and title). A small model rewording "Neural network pruning is
+    an essential technique for …" into "FedTiny is an essential technique for …" keeps every
+    content word of the abstract and most of the meaning, so similarity and `grounded` pass
+    it; the name moved into a claim its sentence makes about something else."""
+    known = f"{evidence} {allowed}"
+    return [name for name in dict.fromkeys(_SYSTEM_NAME.findall(sentence)) if not re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", known)]
+

@@ -111,6 +111,22 @@ def test_a_sentence_naming_a_paper_it_does_not_cite_is_dropped(fixture_library):
     assert verifier.names_uncited(f"{claim}, as PolyLoss does", [numbers[OBA]]) == [numbers[POLY]]
 
 
+def test_a_name_moved_into_another_sentence_s_claim_is_dropped(fixture_library):
+    """A small model rewords "By decomposing the Hessian …, we propose a highly efficient
+    technique …" into "…, ViT-B proposes …": the abstract has every word of it (ViT-B is one
+    of its test models) and the meaning is close, but the claim is now about something else."""
+    hits = fixture_library.search("Optimal Brain Apoptosis pruning Hessian", 3)
+    sources = SourceSet([h.paper for h in hits], fixture_library.embedder)
+    n = next(n for n, s in sources.sources.items() if s.paper.id == OBA)
+    start = "By decomposing the Hessian matrix across network layers,"
+    claim = "a highly efficient technique for computing the second-order Taylor expansion of parameters"
+    verifier = Verifier(sources, fixture_library.settings.support_threshold)
+    honest, moved = verifier.check(f"{start} the authors propose {claim} [{n}]. {start} ViT-B proposes {claim} [{n}].")
+    assert honest.cited == [n]
+    assert moved.support[n][0] >= verifier.threshold  # as close in meaning as the honest one
+    assert moved.cited == [] and n in moved.removed
+
+
 def test_follow_up_is_resolved_against_the_conversation(fixture_library):
     pipeline = AnswerPipeline(fixture_library)
     first = pipeline.answer("Which pruning method computes the Hessian-vector product directly?")

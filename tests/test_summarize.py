@@ -344,6 +344,7 @@ def test_a_paper_is_summarized_by_what_it_does_not_by_the_field_it_is_in(fixture
     # What a field "has provided" is scene-setting too; what "we have provided" is not.
     assert is_background("Deep learning approaches have provided state-of-the-art performance in many applications.")
     assert not is_background("We have provided a benchmark of 40 tasks for on-device training.")
+    assert is_background("The growing computational demands posed by neural networks necessitate low-memory training.")
 
 
 def test_a_summing_up_connective_is_dropped_before_the_paper_is_named():
