@@ -23,7 +23,7 @@ import numpy as np
 from .evidence import EvidenceSentence, SourceSet
 from .records import normalize_title
 from .rewrite import short_name
-from .text import grounded, looks_like_instruction, moved_names, neutralize, split_sentences, with_markers
+from .text import SYSTEM_NAME, grounded, looks_like_instruction, moved_names, neutralize, split_sentences, with_markers
 
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 _LEADING_MARKERS = re.compile(r"^(\s*\[\d+(?:\s*[,;]\s*\d+)*\])+")
@@ -214,7 +214,7 @@ class Verifier:
                 item.support[n] = (score, evidence)
                 (item.cited if score >= self.threshold else item.removed).append(n)
             if item.cited and (
-                not grounded(sentence, [self.sources[n].paper for n in item.cited]) or self.moved_names(sentence, item)
+                not grounded(sentence, [self.sources[n].paper for n in item.cited]) or self.moved_names(sentence, item.cited)
             ):
                 item.removed += item.cited  # close in meaning, but adds details its sources never state
                 item.cited = []
@@ -226,18 +226,28 @@ class Verifier:
             checked.append(item)
         return checked
 
-    def moved_names(self, sentence: str, item: CheckedSentence) -> list[str]:
-        """System names the sentence uses that none of its cited evidence sentences (nor the
-        cited papers' names) do: see text.moved_names."""
-        evidence = " ".join(item.support[n][1] for n in item.cited if n in item.support)
-        names = " ".join(f"{self.sources[n].paper.title} {short_name(self.sources[n].paper.title)}" for n in item.cited)
-        return moved_names(sentence, evidence, names)
+    def moved_names(self, sentence: str, cited: list[int]) -> list[str]:
+        """System names the sentence puts into a claim that its cited abstracts make about
+        something else (see text.moved_names). The claim is found without the names: they
+        pull the similarity towards whichever sentence mentions them ("FedTiny is an essential
+        technique for …" is closest to a sentence about FedTiny's results, while "it is an
+        essential technique for …" is the abstract's "Neural network pruning is …")."""
+        papers = [self.sources[n].paper for n in cited if n in self.sources]
+        names = " ".join(f"{p.title} {short_name(p.title)}" for p in papers)
+        if not moved_names(sentence, "", names):
+            return []
+        quoted = normalize_title(sentence)
+        if len(quoted) > 20 and any(quoted in normalize_title(p.abstract) for p in papers):
+            return []  # a quote says what its abstract says, names and all
+        masked = SYSTEM_NAME.sub("it", sentence)
+        vector = self.sources.embedder.embed_one(masked)
+        claims = " ".join(self.support(masked, vector, n)[1] for n in cited if n in self.sources)
+        return moved_names(sentence, claims, names)
 
     def _reattribute(self, item: CheckedSentence, sentence: str, vector: np.ndarray) -> None:
         best = max(((self.support(sentence, vector, n), n) for n in self.sources.numbers()), key=lambda x: x[0][0])
         (score, evidence), n = best
-        candidate = CheckedSentence(sentence, [n], {n: (score, evidence)})
-        if score >= self.threshold and grounded(sentence, [self.sources[n].paper]) and not self.moved_names(sentence, candidate):
+        if score >= self.threshold and grounded(sentence, [self.sources[n].paper]) and not self.moved_names(sentence, [n]):
             item.cited = [n]
             item.support[n] = (score, evidence)
             item.reattributed = True

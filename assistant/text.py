@@ -232,7 +232,7 @@ def grounded(sentence: str, papers: list["Paper"]) -> bool:
 
 
 # A system name: CamelCase ("FedTiny", "ImageNet") or letters with digits ("GPT-4", "ResNet50").
-_SYSTEM_NAME = re.compile(r"(?<![\w-])(?:[A-Z][a-z]+[A-Z][\w-]*|[A-Za-z]*[A-Z][A-Za-z]*-?\d[\w.-]*)(?![\w-])")
+SYSTEM_NAME = re.compile(r"(?<![\w-])(?:[A-Z][a-z]+[A-Z][\w-]*|[A-Za-z]*[A-Z][A-Za-z]*-?\d[\w.-]*)(?![\w-])")
 
 
 def moved_names(sentence: str, evidence: str, allowed: str = "") -> list[str]:
@@ -242,5 +242,5 @@ def moved_names(sentence: str, evidence: str, allowed: str = "") -> list[str]:
     content word of the abstract and most of the meaning, so similarity and `grounded` pass
     it; the name moved into a claim its sentence makes about something else."""
     known = f"{evidence} {allowed}"
-    return [name for name in dict.fromkeys(_SYSTEM_NAME.findall(sentence)) if not re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", known)]
+    return [name for name in dict.fromkeys(SYSTEM_NAME.findall(sentence)) if not re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", known)]
 

@@ -23,7 +23,7 @@ from ..evidence import SourceSet
 from ..records import Paper, normalize_title
 from ..rewrite import has_dangling_opening, lower_first, refers_back, self_contained, short_name
 from ..roles import ROLE_PROMPTS, assign_roles
-from ..text import grounded, is_background, is_boilerplate, looks_like_instruction, moved_names
+from ..text import grounded, is_background, is_boilerplate, looks_like_instruction
 
 Relevance = Callable[[str, np.ndarray], float]
 
@@ -187,8 +187,6 @@ def verified(
         score, best = verifier.support(wording, vector, n)
         if normalize_title(wording) in abstract and len(normalize_title(wording)) > 20:
             score = 1.0
-        if moved_names(wording, evidence or best, f"{name} {paper.title}"):
-            continue  # a name put into a claim its sentence makes about something else
         if score >= verifier.threshold and grounded(wording, [paper]) and numbers_grounded(wording, paper):
             return CheckedSentence(wording, [n], {n: (score, _shown_evidence(wording, vector, n, sources, verifier, evidence, best))})
     return None
