@@ -8,7 +8,9 @@ what was verified and says "Stopped". Each question the browser asks carries a r
 - Stop pressed after Ask but before the server started that answer still stops it
   (the id is remembered until the answer starts), and
 - Stop or Clear pressed with nothing running never affects a later question (a new
-  question has a new id). API clients send no id: their Stop only stops what runs.
+  question has a new id), even when the next question's request overtakes it on a busy
+  server: a Stop naming an answer that has already ended stops nothing. API clients send
+  no id: their Stop only stops what runs.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +30,7 @@ from ..settings import Settings
 log = logging.getLogger("assistant.ui")
 
 _PENDING_STOP_TTL = 60.0  # seconds a Stop for a not-yet-started answer is remembered
+_ENDED_REMEMBERED = 8  # ended answers remembered per session (a late Stop names the last one)
 
 
 @dataclass
@@ -47,6 +51,7 @@ class Runtime:
         self._lock = threading.Lock()
         self._runs: dict[str, Run] = {}  # session -> its running answer
         self._pending: dict[tuple[str, str], tuple[float, bool]] = {}  # (session, run id) -> (when, cleared)
+        self._ended: dict[str, deque[str]] = {}  # session -> ids of its last answers that ended
 
     @property
     def generation_slots(self) -> int:
@@ -75,6 +80,8 @@ class Runtime:
                 if now - when > _PENDING_STOP_TTL:
                     del self._pending[key]
             run = self._runs.get(session)
+            if run_id and run_id in self._ended.get(session, ()):
+                return None  # that answer is over; what runs now (if anything) was asked after it
             if run_id and (run is None or run.id != run_id):
                 self._pending[(session, run_id)] = (now, clear)
             if run is None:
@@ -86,6 +93,8 @@ class Runtime:
         with self._lock:
             if self._runs.get(session) is run:
                 del self._runs[session]
+            if run.id:
+                self._ended.setdefault(session, deque(maxlen=_ENDED_REMEMBERED)).append(run.id)
             run.ended.set()
 
     def settings_for(self, k=None, temperature=None, max_tokens=None, model=None, llm_url=None) -> Settings:
