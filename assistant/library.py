@@ -16,7 +16,7 @@ from .embeddings import Embedder, backend_family, backend_for_store, get_embedde
 from .lexical import LexicalIndex, index_dir
 from .ingest_report import IngestReport
 from .readers import Problem, read_paths
-from .records import Paper, abstracts_agree, earlier_paper_ids, normalize_title, paper_id
+from .records import Paper, another_paper, earlier_paper_ids, normalize_title, paper_id
 from .retrieval import Filters, Hit, Mode, Retriever
 from . import progress as progress_
 from .progress import Progress
@@ -184,7 +184,7 @@ class Library:
                     to_embed.append(paper)
                     continue
                 old, meta = found
-                if _another_paper(old, paper):
+                if another_paper(old, paper):
                     where = paper.sources[-1] if paper.sources else "input"
                     report.problems.append(Problem(where, 0, (
                         f"id {paper.id!r} already holds {old.title[:80]!r}, a different paper; skipped {paper.title[:80]!r} "
@@ -446,16 +446,3 @@ class Library:
         from .embeddings import default_embedding_model
 
         return self.settings.embedding_model or default_embedding_model()
-
-
-def _another_paper(stored: Paper, incoming: Paper) -> bool:
-    """Is `incoming`, under a stored paper's id, a different paper rather than a new
-    version of it? Only an explicit id can be reused that way (a title's id changes with
-    the title): a different title with a different abstract. A corrected title (same
-    abstract) or an edited abstract (same title) is an update."""
-    return (
-        incoming.id != paper_id(incoming.title)
-        and normalize_title(stored.title) != normalize_title(incoming.title)
-        and not abstracts_agree(stored.abstract, incoming.abstract)
-    )
-

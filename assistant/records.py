@@ -206,3 +206,15 @@ class Paper:
 def source_key(source: str) -> str:
     """Metadata key marking membership of one source file (Chroma metadata holds no lists)."""
     return f"src:{source}"
+
+
+def another_paper(stored: Paper, incoming: Paper) -> bool:
+    """Is `incoming`, under a stored paper's id, a different paper rather than a new
+    version of it? Only an explicit id can be reused that way (a title's id changes with
+    the title): a different title with a different abstract. A corrected title (same
+    abstract) or an edited abstract (same title) is an update."""
+    return (
+        incoming.id != paper_id(incoming.title)
+        and normalize_title(stored.title) != normalize_title(incoming.title)
+        and not abstracts_agree(stored.abstract, incoming.abstract)
+    )
