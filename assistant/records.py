@@ -72,8 +72,11 @@ def garbage_reason(field: str, value: str) -> str | None:
 
 def paper_id(title: str) -> str:
     """A stable id from the normalized title, so re-ingesting or merging dumps keeps ids."""
-    digest = hashlib.sha1(normalize_title(title).encode("utf-8")).hexdigest()
-    return f"p-{digest[:12]}"
+    return _id_of(normalize_title(title))
+
+
+def _id_of(normalized: str) -> str:
+    return f"p-{hashlib.sha1(normalized.encode('utf-8')).hexdigest()[:12]}"
 
 
 def earlier_paper_ids(title: str) -> list[str]:
@@ -83,7 +86,7 @@ def earlier_paper_ids(title: str) -> list[str]:
     such ids; ingest moves them to today's (Library._rekey_legacy_ids). Empty for an
     ASCII or accented-Latin title, whose id never changed."""
     today = paper_id(title)
-    marks_dropped = f"p-{hashlib.sha1(_normalize(title, keep_marks=False).encode('utf-8')).hexdigest()[:12]}"
+    marks_dropped = _id_of(_normalize(title, keep_marks=False))
     return [old for old in dict.fromkeys((legacy_paper_id(title), marks_dropped)) if old != today]
 
 
@@ -93,7 +96,7 @@ def legacy_paper_id(title: str) -> str:
     text = unicodedata.normalize("NFKD", title)
     text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
     text = " ".join(re.sub(r"[^a-z0-9]+", " ", text).split())
-    return f"p-{hashlib.sha1(text.encode('utf-8')).hexdigest()[:12]}"
+    return _id_of(text)
 
 
 # Distinct papers of the shipped corpus share at most 0.55 of their stemmed content words
