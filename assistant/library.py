@@ -20,6 +20,7 @@ from .records import Paper, another_paper, earlier_paper_ids, normalize_title, p
 from .retrieval import Filters, Hit, Mode, Retriever
 from . import progress as progress_
 from .progress import Progress
+from .memory import release_freed_memory
 from .settings import Settings
 from .sentence_reads import SENTENCE_COUNT_KEY, sentence_id
 from .store import PaperStore, Rows
@@ -221,6 +222,7 @@ class Library:
                 where = f"batch {number} of {len(batches)}" if len(batches) > 1 else ""
                 try:
                     done = self._ingest_batch(batch, done, total, where, existing, progress)
+                    release_freed_memory()  # the batch's buffers, so RSS follows what the store holds
                 except DiskFull as full:
                     if number == 1:
                         raise
