@@ -79,12 +79,29 @@ def directory_size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def ingest_and_probe(args, library: Library, settings: Settings, store: Path, records: list[dict]) -> list[dict]:
+def search_queries(records: list[dict], count: int) -> list[str]:
+    """Titles and first sentences spread over the corpus."""
+    step = max(1, len(records) // count)
+    chosen = records[::step][:count]
+    return [(r["title"] if i % 2 == 0 else evidence_sentences(r["abstract"])[0]) for i, r in enumerate(chosen)]
+
+
+def probe_papers(records: list[dict], seed: int) -> list[Paper]:
+    """10 new papers for the ingest-into-a-full-store probe, made from the corpus's text."""
+    rng = random.Random(seed + 1)
+    return [
+        Paper(title=f"Scale probe paper {i} on {r['title'][:60]}", abstract=" ".join(rng.sample(records, 1)[0]["abstract"].split()[:80]),
+              sources=["probe.jsonl"])
+        for i, r in enumerate(rng.sample(records, 10))
+    ]
+
+
+def ingest_and_probe(args, library: Library, settings: Settings, store: Path, records: list[dict], probe: list[Paper]) -> None:
     """Ingest the corpus in committed batches, then 10 more papers into the full store.
 
-    The corpus goes to a file and the benchmark's own copy is dropped while `assistant
-    ingest` would run, so the peak RSS is the product's, not this script's; the records
-    come back from the file afterwards (returned) for the queries."""
+    The corpus goes to a file and the benchmark's own copy is dropped before `assistant
+    ingest` would run (the queries and probe papers were picked beforehand), so the peak
+    RSS is the product's, not this script's."""
     corpus_file = store / "scale-corpus" / "scale.jsonl"
     corpus_file.parent.mkdir(parents=True, exist_ok=True)
     with corpus_file.open("w") as out:
@@ -112,21 +129,13 @@ def ingest_and_probe(args, library: Library, settings: Settings, store: Path, re
     emit("store_papers", library.count())
     emit("store_sentences", library.store.sentence_count())
 
-    records = [json.loads(line) for line in corpus_file.open()]
     # 10 new papers into the full store: BM25 is extended by a segment, not rebuilt.
-    rng = random.Random(args.seed + 1)
-    extra = [
-        Paper(title=f"Scale probe paper {i} on {r['title'][:60]}", abstract=" ".join(rng.sample(records, 1)[0]["abstract"].split()[:80]),
-              sources=["probe.jsonl"])
-        for i, r in enumerate(rng.sample(records, 10))
-    ]
     started = time.perf_counter()
-    library.ingest_papers(extra)
+    library.ingest_papers(probe)
     emit("ingest_10_into_store_s", time.perf_counter() - started, 2)
     lexical = library._lexical_index()
     emit("bm25_segments", len(lexical.segments) if lexical else 0)
     emit("bm25_ids_equal_store_ids", sorted(lexical.ids) == sorted(library.store.ids()))
-    return records
 
 
 def main() -> None:
@@ -153,6 +162,8 @@ def main() -> None:
     emit("corpus_synthetic_abstracts", synthetic)
     print(f"# corpus: {min(real, len(records))} real SciFact abstracts + {synthetic} synthetic abstracts, each recombined "
           f"from 5-9 real SciFact sentences (seed {args.seed})", flush=True)
+    queries = search_queries(records, args.queries)
+    probe = probe_papers(records, args.seed)
 
     temporary = args.store is None
     store = args.store or Path(tempfile.mkdtemp(prefix="bench-scale-"))
@@ -166,9 +177,11 @@ def main() -> None:
     if args.measure_only:
         if args.store is None or not library.count():
             raise SystemExit("--measure-only needs --store holding a built corpus")
+        records.clear()
+        gc.collect()
         emit("store_papers", library.count())
     else:
-        records = ingest_and_probe(args, library, settings, store, records)
+        ingest_and_probe(args, library, settings, store, records, probe)
 
     size_dir = args.server_data if args.chroma_url else store
     if size_dir is not None:
@@ -176,10 +189,7 @@ def main() -> None:
     if args.chroma_url:
         emit("local_bm25_size_mb", directory_size(store / "bm25") / 1e6, 1)
 
-    # Search latency: titles and first sentences spread over the corpus.
-    step = max(1, len(records) // args.queries)
-    chosen = records[::step][: args.queries]
-    queries = [(r["title"] if i % 2 == 0 else evidence_sentences(r["abstract"])[0]) for i, r in enumerate(chosen)]
+    # Search latency (warm).
     library.search(queries[0], 5)
     times = []
     for query in queries:
