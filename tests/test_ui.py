@@ -178,6 +178,20 @@ def test_stop_or_clear_with_nothing_running_never_stops_a_later_question():
     runtime.end_run("s", overtaken)
 
 
+def test_ended_answers_are_remembered_for_a_bounded_number_of_sessions(monkeypatch):
+    """A long-running server must not keep one entry per browser session it ever served."""
+    from assistant.ui import session as session_module
+
+    monkeypatch.setattr(session_module, "_SESSIONS_REMEMBERED", 3)
+    runtime = Runtime(object())
+    for name in ("a", "b", "c", "d"):
+        runtime.end_run(name, runtime.start_run(name, f"{name}-1"))
+    runtime.end_run("b", runtime.start_run("b", "b-2"))  # b ended one recently: kept
+    runtime.end_run("e", runtime.start_run("e", "e-1"))
+    assert list(runtime._ended) == ["d", "b", "e"]
+    assert runtime.request_stop("b", "b-1") is None and ("b", "b-1") not in runtime._pending
+
+
 def test_stop_before_the_answer_starts_stops_that_answer_only():
     runtime = Runtime(object())
     assert runtime.request_stop("s", "run-1") is None  # asked, not started yet

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +31,7 @@ log = logging.getLogger("assistant.ui")
 
 _PENDING_STOP_TTL = 60.0  # seconds a Stop for a not-yet-started answer is remembered
 _ENDED_REMEMBERED = 8  # ended answers remembered per session (a late Stop names the last one)
+_SESSIONS_REMEMBERED = 10_000  # sessions whose ended answers are remembered (least recently ended dropped)
 
 
 @dataclass
@@ -51,7 +52,8 @@ class Runtime:
         self._lock = threading.Lock()
         self._runs: dict[str, Run] = {}  # session -> its running answer
         self._pending: dict[tuple[str, str], tuple[float, bool]] = {}  # (session, run id) -> (when, cleared)
-        self._ended: dict[str, deque[str]] = {}  # session -> ids of its last answers that ended
+        # session -> ids of its last answers that ended, for the sessions that ended one most recently
+        self._ended: OrderedDict[str, deque[str]] = OrderedDict()
 
     @property
     def generation_slots(self) -> int:
@@ -95,6 +97,9 @@ class Runtime:
                 del self._runs[session]
             if run.id:
                 self._ended.setdefault(session, deque(maxlen=_ENDED_REMEMBERED)).append(run.id)
+                self._ended.move_to_end(session)
+                while len(self._ended) > _SESSIONS_REMEMBERED:
+                    self._ended.popitem(last=False)  # a server up for months keeps bounded memory
             run.ended.set()
 
     def settings_for(self, k=None, temperature=None, max_tokens=None, model=None, llm_url=None) -> Settings:
