@@ -42,6 +42,7 @@ from pathlib import Path
 import bm25s
 import numpy as np
 
+from .postings import EMPTY_FLOAT, Postings
 from .text import QUESTION_SCAFFOLDING, STEMMER
 
 K1 = 1.5
@@ -63,105 +64,16 @@ def query_terms(query: str) -> list[str]:
 
 
 @dataclass
-class _Postings:
-    """One field of one segment: a term -> (rows, term frequencies) sparse column store."""
-
-    vocab: dict[str, int]
-    indptr: np.ndarray  # int64, len(vocab) + 1
-    rows: np.ndarray  # int32
-    tf: np.ndarray  # float32
-    lengths: np.ndarray  # float32, tokens per row
-
-    @classmethod
-    def build(cls, token_lists: list[list[str]]) -> "_Postings":
-        vocab: dict[str, int] = {}
-        doc_of: list[int] = []
-        term_of: list[int] = []
-        for row, tokens in enumerate(token_lists):
-            for token in tokens:
-                term_of.append(vocab.setdefault(token, len(vocab)))
-                doc_of.append(row)
-        lengths = np.array([len(tokens) for tokens in token_lists], dtype=np.float32)
-        return cls._from_pairs(vocab, np.asarray(term_of, dtype=np.int64), np.asarray(doc_of, dtype=np.int64), None, lengths)
-
-    @classmethod
-    def _from_pairs(cls, vocab, terms: np.ndarray, rows: np.ndarray, counts: np.ndarray | None, lengths) -> "_Postings":
-        n_rows = max(len(lengths), 1)
-        keys = terms * n_rows + rows
-        if counts is None:
-            keys, counts = np.unique(keys, return_counts=True)
-        else:
-            order = np.argsort(keys, kind="stable")
-            keys, counts = keys[order], counts[order]
-        terms, rows = keys // n_rows, keys % n_rows
-        indptr = np.zeros(len(vocab) + 1, dtype=np.int64)
-        np.add.at(indptr, terms + 1, 1)
-        return cls(vocab, np.cumsum(indptr), rows.astype(np.int32), counts.astype(np.float32), np.asarray(lengths, dtype=np.float32))
-
-    def column(self, term: str) -> tuple[np.ndarray, np.ndarray]:
-        index = self.vocab.get(term)
-        if index is None:
-            return _EMPTY_INT, _EMPTY_FLOAT
-        start, end = self.indptr[index], self.indptr[index + 1]
-        return self.rows[start:end], self.tf[start:end]
-
-    @classmethod
-    def merge(cls, parts: list[tuple["_Postings", np.ndarray]]) -> "_Postings":
-        """Concatenate the kept rows (boolean mask per part) of several postings."""
-        vocab: dict[str, int] = {}
-        all_terms, all_rows, all_counts, lengths = [], [], [], []
-        offset = 0
-        for postings, keep in parts:
-            new_row = np.cumsum(keep) - 1 + offset
-            remap = np.array([vocab.setdefault(term, len(vocab)) for term in postings.vocab], dtype=np.int64)
-            terms = np.repeat(np.arange(len(postings.vocab)), np.diff(postings.indptr))
-            alive = keep[postings.rows]
-            all_terms.append(remap[terms[alive]] if len(remap) else terms[alive])
-            all_rows.append(new_row[postings.rows[alive]])
-            all_counts.append(postings.tf[alive])
-            lengths.append(postings.lengths[keep])
-            offset += int(keep.sum())
-        cat = lambda arrays, dtype: np.concatenate(arrays).astype(dtype) if arrays else np.zeros(0, dtype)  # noqa: E731
-        return cls._from_pairs(
-            vocab, cat(all_terms, np.int64), cat(all_rows, np.int64), cat(all_counts, np.float32), cat(lengths, np.float32)
-        )
-
-    def arrays(self, prefix: str) -> dict[str, np.ndarray]:
-        return {
-            f"{prefix}_vocab": np.frombuffer(json.dumps(list(self.vocab)).encode(), dtype=np.uint8),
-            f"{prefix}_indptr": self.indptr,
-            f"{prefix}_rows": self.rows,
-            f"{prefix}_tf": self.tf,
-            f"{prefix}_lengths": self.lengths,
-        }
-
-    @classmethod
-    def from_arrays(cls, data, prefix: str) -> "_Postings":
-        terms = json.loads(bytes(data[f"{prefix}_vocab"]).decode())
-        return cls(
-            {term: i for i, term in enumerate(terms)},
-            data[f"{prefix}_indptr"],
-            data[f"{prefix}_rows"],
-            data[f"{prefix}_tf"],
-            data[f"{prefix}_lengths"],
-        )
-
-
-_EMPTY_INT = np.zeros(0, dtype=np.int32)
-_EMPTY_FLOAT = np.zeros(0, dtype=np.float32)
-
-
-@dataclass
 class _Segment:
     name: str
     ids: list[str]
-    body: _Postings
-    title: _Postings
+    body: Postings
+    title: Postings
     saved: bool = False
 
     @classmethod
     def build(cls, ids: list[str], documents: list[str], titles: list[str]) -> "_Segment":
-        return cls(f"seg-{uuid.uuid4().hex[:16]}", list(ids), _Postings.build(tokenize(list(documents))), _Postings.build(tokenize(list(titles))))
+        return cls(f"seg-{uuid.uuid4().hex[:16]}", list(ids), Postings.build(tokenize(list(documents))), Postings.build(tokenize(list(titles))))
 
     def save(self, directory: Path) -> None:
         arrays = {"ids": np.frombuffer(json.dumps(self.ids).encode(), dtype=np.uint8)}
@@ -176,7 +88,7 @@ class _Segment:
     def load(cls, directory: Path, name: str) -> "_Segment":
         with np.load(directory / f"{name}.npz") as data:
             ids = json.loads(bytes(data["ids"]).decode())
-            return cls(name, ids, _Postings.from_arrays(data, "body"), _Postings.from_arrays(data, "title"), saved=True)
+            return cls(name, ids, Postings.from_arrays(data, "body"), Postings.from_arrays(data, "title"), saved=True)
 
 
 class _FieldView:
@@ -187,7 +99,7 @@ class _FieldView:
         self.index = index
         self.field = field
 
-    def _postings(self) -> list[tuple[int, _Postings, np.ndarray]]:
+    def _postings(self) -> list[tuple[int, Postings, np.ndarray]]:
         return [(base, getattr(seg, self.field), live) for seg, base, live in self.index._layout()]
 
     def _stats(self) -> tuple[int, float]:
@@ -221,7 +133,7 @@ class _FieldView:
             tf_parts.append(tf)
             len_parts.append(postings.lengths[rows])
         if not rows_parts:
-            return np.zeros(0, dtype=np.int64), _EMPTY_FLOAT
+            return np.zeros(0, dtype=np.int64), EMPTY_FLOAT
         rows = np.concatenate(rows_parts)
         tf = np.concatenate(tf_parts)
         lengths = np.concatenate(len_parts)
@@ -320,8 +232,8 @@ class LexicalIndex:
         else:
             keep = []
         ids = [id for seg, _, live in layout for id, alive in zip(seg.ids, live) if alive]
-        body = _Postings.merge([(seg.body, live) for seg, _, live in layout])
-        title = _Postings.merge([(seg.title, live) for seg, _, live in layout])
+        body = Postings.merge([(seg.body, live) for seg, _, live in layout])
+        title = Postings.merge([(seg.title, live) for seg, _, live in layout])
         self.segments = keep + [_Segment(f"seg-{uuid.uuid4().hex[:16]}", ids, body, title)]
         self._cache = None
 
@@ -428,6 +340,24 @@ class LexicalIndex:
                     path.unlink()
             except OSError:
                 pass
+
+    @classmethod
+    def load_newer(cls, directory: Path, current: "LexicalIndex | None", generation: str) -> tuple["LexicalIndex | None", str | None]:
+        """The index saved in `directory` when it should replace `current` (none yet, it is
+        at the store's `generation`, or it has seen more commits), and the generation saved
+        there. Otherwise only the manifest is read: loading a 100,000-paper index after every
+        ingest batch, only to keep the one in memory, held a second copy of it each time."""
+        try:
+            manifest = json.loads((directory / "manifest.json").read_text())
+            saved = (manifest["generation"], int(manifest.get("seq", 0))) if manifest.get("format") == _FORMAT else None
+        except (OSError, ValueError, KeyError, TypeError):
+            saved = None
+        if saved is None:
+            return None, None
+        if current is not None and saved[0] != generation and saved[1] <= current.seq:
+            return None, saved[0]
+        loaded = cls.load(directory)
+        return loaded, (loaded.generation if loaded is not None else None)
 
     @classmethod
     def load(cls, directory: Path) -> "LexicalIndex | None":

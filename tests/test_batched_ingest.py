@@ -207,6 +207,43 @@ def test_segments_and_compaction_score_like_one_index():
     assert grown.search("quokka", 1)[0][0] == ids[3]
 
 
+@pytest.mark.parametrize("slice_postings", [1, 5, 1 << 20])
+def test_merged_postings_equal_postings_built_from_the_kept_rows(monkeypatch, slice_postings: int):
+    """The in-place merge (in slices, to bound its memory) gives each term the column a
+    fresh build over the kept rows, in part order, would give it."""
+    import random
+
+    from assistant import postings
+
+    monkeypatch.setattr(postings, "MERGE_SLICE", slice_postings)
+    rng = random.Random(slice_postings)
+    words = [f"w{i}" for i in range(60)]
+    for _ in range(20):
+        parts = [[[rng.choice(words) for _ in range(rng.randint(0, 12))] for _ in range(rng.randint(0, 9))] for _ in range(rng.randint(1, 4))]
+        keeps = [np.array([rng.random() < 0.7 for _ in part], dtype=bool) for part in parts]
+        merged = postings.Postings.merge([(postings.Postings.build(part), keep) for part, keep in zip(parts, keeps)])
+        kept = [tokens for part, keep in zip(parts, keeps) for tokens, alive in zip(part, keep) if alive]
+        reference = postings.Postings.build(kept)
+        assert np.array_equal(merged.lengths, reference.lengths)
+        for term in merged.vocab:
+            got, want = merged.column(term), reference.column(term)
+            assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1]), term
+
+
+def test_ingest_batches_do_not_reload_the_bm25_index_they_keep_in_memory(tmp_path: Path, monkeypatch):
+    """Reading the whole index back from disk after each committed batch, only to keep the
+    one in memory, held two copies of it (150 MB at 100,000 papers) for nothing."""
+    loads = []
+    real_load = LexicalIndex.load.__func__
+    monkeypatch.setattr(LexicalIndex, "load", classmethod(lambda cls, directory: loads.append(directory) or real_load(cls, directory)))
+    library = Library(Settings(store_dir=tmp_path / "store", ingest_batch_size=BATCH))
+    library.ingest([FIXTURE_PAPERS])
+    assert len(loads) <= 1  # the first batch may find an index on disk; none after it
+    assert sorted(library._lexical_index().ids) == sorted(library.store.ids())
+    fresh = Library(Settings(store_dir=tmp_path / "store"))  # another process reads what was saved
+    assert sorted(fresh._lexical_index().ids) == sorted(library.store.ids())
+
+
 def test_a_small_ingest_adds_a_segment_findable_at_once_with_comparable_scores(tmp_path: Path):
     library = Library(Settings(store_dir=tmp_path / "store"))
     library.ingest([FIXTURE_PAPERS])
