@@ -117,11 +117,11 @@ class Library:
                 return self._lexical
             directory = index_dir(self.settings.store_dir, self.store.location, self.settings.collection)
             index = self._lexical
-            loaded = LexicalIndex.load(directory)
-            if loaded is not None and (index is None or loaded.generation == state.generation or loaded.seq > index.seq):
+            loaded, on_disk = LexicalIndex.load_newer(directory, index, state.generation)
+            if loaded is not None:
                 index = loaded
             index = self._sync_lexical(index, state)
-            if index is not None and (index is not self._lexical or index.generation != getattr(loaded, "generation", None)):
+            if index is not None and (index is not self._lexical or index.generation != on_disk):
                 try:
                     index.save(directory)
                 except OSError:
