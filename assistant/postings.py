@@ -2,9 +2,10 @@
 
 Kept apart from lexical.py (segments, global statistics, persistence) because merging is
 where the index's memory goes at scale. The first merge concatenated every posting's
-(term, row) key and sorted them: about 70 bytes per posting held at once, so merging the
-segments of a 25,000-paper ingest raised the process's peak RSS by 220 MB, and at 100,000
-papers the merges set the whole ingest's peak. A merge now writes each part's columns
+(term, row) key and sorted them: about 70 bytes per posting held at once. In a 100,000-paper
+ingest, peak RSS jumped by 210-220 MB at the merges near 17,500 and 25,000 papers; replaying
+that ingest's BM25 work, one batch held up to 472 MB above the index (18 MB now, with the
+reload fix in Library; benchmarks/bm25_memory.py). A merge now writes each part's columns
 straight into place in the output (8 bytes per posting) in slices of at most
 `MERGE_SLICE` postings: the same arrays, in the same order, as the sort gave.
 """
