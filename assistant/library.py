@@ -121,7 +121,7 @@ class Library:
             if loaded is not None:
                 index = loaded
             index = self._sync_lexical(index, state)
-            if index is not None and (index is not self._lexical or index.generation != on_disk):
+            if index is not None and index.generation != on_disk:  # a reader leaves the disk alone
                 try:
                     index.save(directory)
                 except OSError:
