@@ -319,12 +319,19 @@ class Retriever:
                 fused = {id: 0.0 for id in similarity}
             pool = sentence_pool(fused, lists["sentence"], self.settings.rerank_depth, similarity)
             metas.update(self.store.metadatas([id for id in pool if id not in metas]))
-            sentence_data = self.store.sentences(pool, counts=counts_of({id: metas[id] for id in pool if id in metas}))
-            best = {id: float((sentence_vectors @ query_vector).max()) for id, (texts, sentence_vectors) in sentence_data.items() if texts}
+            counts = counts_of({id: metas[id] for id in pool if id in metas})
+            # Vectors alone for the pool; text only for the papers returned (below).
+            pool_vectors = self.store.sentence_vectors(counts)
+            uncounted = [id for id in pool if id not in counts]  # rows from before counts were kept
+            if uncounted:
+                pool_vectors.update({id: matrix for id, (_, matrix) in self.store.sentences(uncounted, counts={}).items()})
+            best = {id: float((matrix @ query_vector).max()) for id, matrix in pool_vectors.items() if len(matrix)}
             fused = rerank_with_sentences(fused, pool, best, similarity, weights["sentence"])
         ordered = list(fused)
         ordered = ordered[: max(k * 4, n)] if mmr else ordered[:k]
         metas.update(self.store.metadatas([id for id in ordered if id not in metas]))
+        if "sentence" in lists:
+            sentence_data = self.store.sentences(ordered, counts=counts_of({id: metas[id] for id in ordered if id in metas}))
 
         bm25_scores = dict(lists.get("bm25", []))
         hits = []

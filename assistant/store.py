@@ -53,7 +53,7 @@ from .disk import full_error, room_for
 from .errors import StoreError
 from .journal import Entry, UndoJournal
 from .records import Paper
-from .sentence_reads import by_paper, counts_of, paper_of, read_rows, sentence_id
+from .sentence_reads import by_paper, counts_of, paper_of, read_rows, sentence_id, sentence_vectors
 from .settings import Settings
 from .writes import (
     ACTIVE_TOKENS,
@@ -248,6 +248,10 @@ class PaperStore:
         if counts is None:
             counts = self.sentence_counts(paper_ids)
         return by_paper(self.sentence_rows(paper_ids, with_embeddings=True, counts=counts))
+
+    def sentence_vectors(self, counts: dict[str, int]) -> dict[str, np.ndarray]:
+        """paper id -> its sentences' vectors, for the papers `counts` names (their rows' counts)."""
+        return sentence_vectors(self._sentences, counts)
 
     def papers_with_sentences(self, paper_ids: Sequence[str]) -> set[str]:
         """Which of these papers have sentences stored (looked up by their first sentence's

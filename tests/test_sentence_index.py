@@ -69,6 +69,10 @@ def test_sentences_read_by_their_ids_equal_those_found_by_paper_filter(library: 
     for paper_id, (texts, vectors) in filtered.items():
         assert by_id[paper_id][0] == texts and len(texts) == counts[paper_id]
         assert np.array_equal(by_id[paper_id][1], vectors)
+    vectors_only = library.store.sentence_vectors(counts)  # what search re-ranks with
+    assert set(vectors_only) == set(ids)
+    for paper_id, (_, vectors) in filtered.items():
+        assert np.array_equal(vectors_only[paper_id], vectors)
 
 
 def test_nearest_sentences_name_their_paper_even_when_its_id_looks_like_a_sentence_id(tmp_path: Path):
