@@ -312,7 +312,6 @@ class Retriever:
         #    one of whose sentences matched closely) re-ranked with their best sentence.
         paper_lists = {name: items for name, items in lists.items() if name != "sentence"}
         fused = dict(fuse_candidates(paper_lists, similarity, weights, self.settings.fusion, self.settings.rrf_k, scales))
-        sentence_data: dict[str, tuple[list[str], np.ndarray]] = {}
         best: dict[str, float] = {}
         if "sentence" in lists:
             if mode == "sentence":
@@ -330,8 +329,8 @@ class Retriever:
         ordered = list(fused)
         ordered = ordered[: max(k * 4, n)] if mmr else ordered[:k]
         metas.update(self.store.metadatas([id for id in ordered if id not in metas]))
-        if "sentence" in lists:
-            sentence_data = self.store.sentences(ordered, counts=counts_of({id: metas[id] for id in ordered if id in metas}))
+        returned = [id for id in ordered if id in best]  # the re-ranked papers returned
+        sentence_data: dict[str, tuple[list[str], np.ndarray]] = self.store.sentences(returned, counts=counts_of({id: metas[id] for id in returned if id in metas})) if returned else {}
 
         bm25_scores = dict(lists.get("bm25", []))
         hits = []
