@@ -330,7 +330,7 @@ class Retriever:
         ordered = ordered[: max(k * 4, n)] if mmr else ordered[:k]
         metas.update(self.store.metadatas([id for id in ordered if id not in metas]))
         returned = [id for id in ordered if id in best]  # the re-ranked papers returned
-        sentence_data: dict[str, tuple[list[str], np.ndarray]] = self.store.sentences(returned, counts=counts_of({id: metas[id] for id in returned if id in metas})) if returned else {}
+        sentence_data: dict[str, tuple[list[str], np.ndarray]] = self.store.sentences(returned, counts={id: counts[id] for id in returned if id in counts}) if returned else {}
 
         bm25_scores = dict(lists.get("bm25", []))
         hits = []

@@ -26,8 +26,8 @@ def paper_of(sentence: str) -> str:
 
 def sentence_metadata(sentence: str) -> dict:
     """The metadata every sentence row holds, from its id."""
-    paper, position = sentence.rsplit(":s", 1)
-    return {"paper_id": paper, "position": int(position)}
+    position = sentence.rsplit(":s", 1)[1]
+    return {"paper_id": paper_of(sentence), "position": int(position)}
 
 
 def sentence_vectors(collection, counts: dict[str, int]) -> dict[str, np.ndarray]:
