@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .stored_text import sentence_text, without_text
 from .writes import WRITE_BATCH, Rows
 
 SENTENCE_COUNT_KEY = "sentences"  # paper rows: how many sentence rows (positions 0..n-1) the paper has
@@ -70,14 +71,13 @@ def read_rows(collection, paper_ids: Sequence[str], with_embeddings: bool = Fals
 
     def add(found) -> None:
         embeddings = found.get("embeddings") if with_embeddings else None
-        metadatas = found.get("metadatas") or [sentence_metadata(id) for id in found["ids"]]
         for index, id in enumerate(found["ids"]):
             vector = embeddings[index] if embeddings is not None else np.zeros(0)
-            rows.add(id, vector, found["documents"][index], metadatas[index])
+            meta = found["metadatas"][index] or {}
+            rows.add(id, vector, sentence_text(found["documents"][index], meta), without_text(meta) or sentence_metadata(id))
 
-    # Read by id, a sentence's metadata is its id's (paper, position): not read (12% of the read).
     for start in range(0, len(by_id), WRITE_BATCH):
-        add(collection.get(ids=by_id[start : start + WRITE_BATCH], include=[name for name in include if name != "metadatas"]))
+        add(collection.get(ids=by_id[start : start + WRITE_BATCH], include=include))
     for start in range(0, len(unknown), WRITE_BATCH):
         chunk = unknown[start : start + WRITE_BATCH]
         where = {"paper_id": chunk[0]} if len(chunk) == 1 else {"paper_id": {"$in": chunk}}

@@ -75,6 +75,43 @@ def test_sentences_read_by_their_ids_equal_those_found_by_paper_filter(library: 
         assert np.array_equal(vectors_only[paper_id], vectors)
 
 
+def test_text_is_kept_out_of_chromas_full_text_index_and_older_stores_read_the_same(tmp_path: Path):
+    """Chroma indexes documents for a full-text search we never use (1.5 GB at 100,000
+    papers), so rows are written with empty documents: a paper's text comes from its
+    record, a sentence's from its metadata. A store written before (text in documents)
+    must read exactly as it did."""
+    library = Library(Settings(store_dir=tmp_path / "store"))
+    library.ingest([FIXTURE])
+    papers, sentences = library.store._collection, library.store._sentences
+    raw_papers = papers.get(include=["documents", "metadatas"])
+    raw_sentences = sentences.get(include=["documents", "metadatas"])
+    assert set(raw_papers["documents"]) == {""} and set(raw_sentences["documents"]) == {""}
+    catalog = {p.id: p for p in library.catalog()}
+    state = _sentence_state(library)
+    assert all(state[p.id] == evidence_sentences(p.abstract) for p in catalog.values())
+    assert library.store.get(list(catalog)).documents == [catalog[id].document for id in library.store.get(list(catalog)).ids]
+    question = "how do I keep a district heating network's storage schedule cheap"
+    before = [(h.paper.id, h.score, h.sentences) for h in library.search(question, 3)]
+
+    # The same rows the way earlier versions wrote them.
+    papers.upsert(
+        ids=raw_papers["ids"],
+        embeddings=papers.get(ids=raw_papers["ids"], include=["embeddings"])["embeddings"],
+        documents=[catalog[id].document for id in raw_papers["ids"]],
+        metadatas=raw_papers["metadatas"],
+    )
+    sentences.upsert(
+        ids=raw_sentences["ids"],
+        embeddings=sentences.get(ids=raw_sentences["ids"], include=["embeddings"])["embeddings"],
+        documents=[meta["text"] for meta in raw_sentences["metadatas"]],
+        metadatas=[{**meta, "text": None} for meta in raw_sentences["metadatas"]],
+    )
+    assert all("text" not in meta for meta in sentences.get(include=["metadatas"])["metadatas"])
+    reopened = Library(Settings(store_dir=tmp_path / "store"))
+    assert _sentence_state(reopened) == state
+    assert [(h.paper.id, h.score, h.sentences) for h in reopened.search(question, 3)] == before
+
+
 def test_nearest_sentences_name_their_paper_even_when_its_id_looks_like_a_sentence_id(tmp_path: Path):
     odd = Paper(id="doi:s10.1000:s7", title="Quokka sleep telemetry", abstract="We track quokka sleep with collars. Quokkas nap at noon.")
     library = Library(Settings(store_dir=tmp_path / "store"))
