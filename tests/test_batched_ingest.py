@@ -258,6 +258,21 @@ def test_a_search_in_a_fresh_process_does_not_rewrite_the_saved_bm25_index(tmp_p
     assert (manifest.stat().st_ino, manifest.stat().st_mtime_ns) != saved  # a commit still saves it
 
 
+def test_a_store_directory_moved_elsewhere_keeps_its_bm25_index(tmp_path: Path, monkeypatch):
+    """The index was named after the store's absolute path: a store moved to another disk
+    rebuilt it from every row (a minute at 100,000 papers) and left the old one behind."""
+    library = Library(Settings(store_dir=tmp_path / "store"))
+    library.ingest([FIXTURE_PAPERS])
+    shutil.move(tmp_path / "store", tmp_path / "moved")
+    rebuilt = []
+    real_build = LexicalIndex.build.__func__
+    monkeypatch.setattr(LexicalIndex, "build", classmethod(lambda cls, *a: rebuilt.append(1) or real_build(cls, *a)))
+    moved = Library(Settings(store_dir=tmp_path / "moved"))
+    assert moved.search("network pruning", 1, mode="bm25")
+    assert not rebuilt
+    assert len(list((tmp_path / "moved" / "bm25").iterdir())) == 1
+
+
 def test_a_small_ingest_adds_a_segment_findable_at_once_with_comparable_scores(tmp_path: Path):
     library = Library(Settings(store_dir=tmp_path / "store"))
     library.ingest([FIXTURE_PAPERS])
