@@ -4,7 +4,8 @@
 Two collections, side by side in one client: ``<collection>`` holds one row per paper
 (title + abstract embedding, metadata); ``<collection>-sentences`` holds one row per
 evidence sentence of each abstract (id ``<paper id>:s<position>``, metadata
-``paper_id`` and ``position``). A second collection rather than sentences mixed into
+``paper_id``, ``position`` and the sentence's text; no row keeps its text in its Chroma
+document, see stored_text.py). A second collection rather than sentences mixed into
 the papers' one keeps paper search, counts and paging exact, and lets a question be
 matched against every sentence of the corpus with one nearest-neighbour query.
 
@@ -312,7 +313,8 @@ class PaperStore:
             previously_absent = [id for id in rows.ids if id not in present]
             # A paper not yet stored has no sentences (they are written and rolled back with
             # it); its first sentence's id is checked all the same, a primary-key lookup,
-            # where the paper-id filter over a large store is not (4 s per 1,000 at 100k).
+            # where the paper-id filter over a large store is not (at 100k, 2 ms against 130 ms
+            # for 1,000 new papers).
             orphaned = self.papers_with_sentences([id for id in owners if id not in present])
             sentence_journal = self.sentence_rows([id for id in owners if id in present or id in orphaned], with_embeddings=True)
             self._journal.save(token, Entry(previously_absent, owners, journal, sentence_journal))
