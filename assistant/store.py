@@ -156,14 +156,7 @@ class PaperStore:
         if not ids:
             return Rows()
         include = ["documents", "metadatas"] + (["embeddings"] if with_embeddings else [])
-        found = self._collection.get(ids=list(ids), include=include)
-        embeddings = found.get("embeddings") if with_embeddings else None
-        rows = Rows()
-        for index, id in enumerate(found["ids"]):
-            vector = embeddings[index] if embeddings is not None else np.zeros(0)
-            meta = found["metadatas"][index]
-            rows.add(id, vector, paper_document(found["documents"][index], meta), meta)
-        return rows
+        return _paper_rows(self._collection.get(ids=list(ids), include=include))
 
     def papers(self, ids: Sequence[str]) -> dict[str, Paper]:
         rows = self.get(ids)
@@ -171,36 +164,25 @@ class PaperStore:
 
     def all_rows(self, page: int = 1000) -> Rows:
         """Every row without embeddings, paged so a big remote collection is not one request."""
-        rows = Rows()
-        offset = 0
-        while True:
-            found = self._collection.get(include=["documents", "metadatas"], limit=page, offset=offset)
-            for id, document, meta in zip(found["ids"], found["documents"], found["metadatas"]):
-                rows.add(id, np.zeros(0), paper_document(document, meta), meta)
-            if len(found["ids"]) < page:
-                return rows
-            offset += page
+        return self._every_page(None, page)
 
     def rows_committed_between(self, after: int, upto: int, page: int = 1000) -> Rows:
         """Paper rows (no embeddings) written by commits after..upto (their `seq`)."""
-        where = {"$and": [{_SEQ_KEY: {"$gt": after}}, {_SEQ_KEY: {"$lte": upto}}]}
+        return self._every_page({"$and": [{_SEQ_KEY: {"$gt": after}}, {_SEQ_KEY: {"$lte": upto}}]}, page)
+
+    def _every_page(self, where: dict | None, page: int) -> Rows:
         rows = Rows()
         offset = 0
         while True:
             found = self._collection.get(where=where, include=["documents", "metadatas"], limit=page, offset=offset)
-            for id, document, meta in zip(found["ids"], found["documents"], found["metadatas"]):
-                rows.add(id, np.zeros(0), paper_document(document, meta), meta)
+            _paper_rows(found, into=rows)
             if len(found["ids"]) < page:
                 return rows
             offset += page
 
     def page(self, offset: int, limit: int, where: dict | None = None) -> Rows:
         """One page of paper rows (no embeddings) in the store's own order."""
-        found = self._collection.get(where=where or None, include=["documents", "metadatas"], limit=limit, offset=offset)
-        rows = Rows()
-        for id, document, meta in zip(found["ids"], found["documents"], found["metadatas"]):
-            rows.add(id, np.zeros(0), paper_document(document, meta), meta)
-        return rows
+        return _paper_rows(self._collection.get(where=where or None, include=["documents", "metadatas"], limit=limit, offset=offset))
 
     def ids(self, where: dict | None = None) -> list[str]:
         """Every paper id (matching `where`), without documents: cheap enough to count."""
@@ -432,3 +414,14 @@ class PaperStore:
             self._collection.upsert(
                 ids=batch.ids, embeddings=batch.embeddings, documents=papers_for_store(batch).documents, metadatas=metadatas
             )
+
+
+def _paper_rows(found: dict, into: Rows | None = None) -> Rows:
+    """A Chroma `get` of paper rows as Rows, each with its text (stored_text.paper_document)."""
+    rows = into if into is not None else Rows()
+    embeddings = found.get("embeddings") if "embeddings" in (found.get("included") or []) else None
+    for index, id in enumerate(found["ids"]):
+        meta = found["metadatas"][index]
+        vector = embeddings[index] if embeddings is not None else np.zeros(0)
+        rows.add(id, vector, paper_document(found["documents"][index], meta), meta)
+    return rows
