@@ -79,8 +79,26 @@ class Embedder:
 _cache_lock = threading.Lock()
 
 
+MAX_DEFAULT_WORKERS = 8
+
+
+def embedding_workers(backend: str, configured: int = 0) -> int:
+    """Sessions embedding side by side: ONNX only (torch threads its own ops); 0 means
+    one per core, at most MAX_DEFAULT_WORKERS."""
+    if backend == "torch":
+        return 1
+    if configured:
+        return configured
+    from .onnx_embeddings import available_cores
+
+    return min(available_cores(), MAX_DEFAULT_WORKERS)
+
+
 @lru_cache(maxsize=4)
-def _cached(model: str | None, batch_size: int, backend: str, cache_dir: str | None, memory_arena: bool) -> Embedder:
+def _cached(
+    model: str | None, batch_size: int, backend: str, cache_dir: str | None, memory_arena: bool, workers: int
+) -> Embedder:
+    workers = embedding_workers(backend, workers)
     if backend == "torch":
         return Embedder(model, batch_size)
     if backend not in BACKENDS:
@@ -100,7 +118,8 @@ def _cached(model: str | None, batch_size: int, backend: str, cache_dir: str | N
             "use ASSISTANT_EMBEDDING_BACKEND=torch for a model by name"
         )
     return OnnxEmbedder(  # type: ignore[return-value]
-        name, cache_dir, quantized=backend == "onnx-int8", batch_size=batch_size, name=name, memory_arena=memory_arena
+        name, cache_dir, quantized=backend == "onnx-int8", batch_size=batch_size, name=name, memory_arena=memory_arena,
+        workers=workers,
     )
 
 
@@ -110,12 +129,16 @@ def get_embedder(
     backend: str = "torch",
     cache_dir: str | None = None,
     memory_arena: bool = False,
+    workers: int = 0,
 ) -> Embedder:
     """One embedder per model and backend per process: loading takes seconds, reuse is free.
-    `cache_dir` is where ONNX exports go (Settings.model_cache_dir); `memory_arena` see
-    Settings.embedding_memory_arena (ONNX only)."""
+    `cache_dir` is where ONNX exports go (Settings.model_cache_dir); `memory_arena` and
+    `workers` see Settings.embedding_*."""
     with _cache_lock:
-        return _cached(model, batch_size, backend, None if cache_dir is None else str(cache_dir), memory_arena and backend != "torch")
+        return _cached(
+            model, batch_size, backend, None if cache_dir is None else str(cache_dir),
+            memory_arena and backend != "torch", workers,
+        )
 
 
 # --- which backend a store's vectors need ------------------------------------------

@@ -58,7 +58,7 @@ class Library:
         settings = self.settings
         return get_embedder(
             settings.embedding_model, settings.embedding_batch_size, self.embedding_backend, settings.model_cache_dir,
-            settings.embedding_memory_arena,
+            settings.embedding_memory_arena, settings.embedding_workers,
         )
 
     @property

@@ -25,6 +25,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -36,6 +37,14 @@ from .errors import ModelNotFound
 EXPORT_VERSION = 2  # 2: fused transformer graph
 _OPSET = 17
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS tells it)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - macOS, Windows
+        return max(1, os.cpu_count() or 1)
 
 
 def _read_json(path: Path) -> dict:
@@ -256,6 +265,7 @@ class OnnxEmbedder:
         batch_size: int = 32,
         name: str | None = None,
         memory_arena: bool = False,
+        workers: int = 1,
     ) -> None:
         model_dir = Path(model_path)
         self.name = name or str(model_path)
@@ -289,22 +299,43 @@ class OnnxEmbedder:
         tokenizer.enable_truncation(max_length=self.max_seq_length)
         self._tokenizer = tokenizer
         self._pad_id = int(tokenizer.token_to_id("[PAD]") or 0)
-        options = onnxruntime.SessionOptions()
+        self._onnxruntime = onnxruntime
+        self._memory_arena = memory_arena
+        self.workers = max(1, workers)
+        self._session = self._new_session()
+        self._input_names = {i.name for i in self._session.get_inputs()}
+        self._dimension = int(self._session.get_outputs()[0].shape[-1] or 0) or None
+        self._lock = threading.Lock()
+        self._bulk_sessions: list = []
+        self.calls = 0
+
+    def _new_session(self):
+        options = self._onnxruntime.SessionOptions()
         options.log_severity_level = 3
         # Every new batch shape (texts of another length) grows ONNX Runtime's arena and
         # memory-pattern caches for good: a long-running server's memory must not creep, so
         # only a bulk job that ends (ingest) takes the arena's ~25% speed. Memory patterns
         # stay off even there: measured on 800 abstracts and their sentences (int8), they
         # added 145 MB to the peak and no speed (26.1-27.6 papers/s with, 25.2-26.9 without).
-        options.enable_cpu_mem_arena = memory_arena
+        options.enable_cpu_mem_arena = self._memory_arena
         options.enable_mem_pattern = False
-        self._session = onnxruntime.InferenceSession(
+        if self.workers > 1:
+            # Sessions side by side, each on its share of the cores: a BERT block's small
+            # ops (layer norms, GELU, attention over ~40 tokens) are too short to split
+            # across threads profitably.
+            options.intra_op_num_threads = max(1, available_cores() // self.workers)
+            options.inter_op_num_threads = 1
+        return self._onnxruntime.InferenceSession(
             str(self.model_file), sess_options=options, providers=["CPUExecutionProvider"]
         )
-        self._input_names = {i.name for i in self._session.get_inputs()}
-        self._dimension = int(self._session.get_outputs()[0].shape[-1] or 0) or None
-        self._lock = threading.Lock()
-        self.calls = 0
+
+    def _sessions_for_bulk(self) -> list:
+        """`workers` sessions (the first is the query session), made on the first bulk
+        call: a server that only embeds queries never holds the others."""
+        with self._lock:
+            while len(self._bulk_sessions) < self.workers - 1:
+                self._bulk_sessions.append(self._new_session())
+            return [self._session, *self._bulk_sessions]
 
     @property
     def dimension(self) -> int:
@@ -312,7 +343,7 @@ class OnnxEmbedder:
             self._dimension = int(self._encode_batch(["x"]).shape[1])
         return self._dimension
 
-    def _encode_batch(self, texts: list[str]) -> np.ndarray:
+    def _encode_batch(self, texts: list[str], session=None) -> np.ndarray:
         encodings = self._tokenizer.encode_batch(texts)
         width = max(len(e.ids) for e in encodings)
         ids = np.full((len(texts), width), self._pad_id, dtype=np.int64)
@@ -324,7 +355,8 @@ class OnnxEmbedder:
             mask[row, :n] = encoding.attention_mask
             types[row, :n] = encoding.type_ids
         feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-        hidden = self._session.run(None, {k: v for k, v in feeds.items() if k in self._input_names})[0]
+        session = session or self._session
+        hidden = session.run(None, {k: v for k, v in feeds.items() if k in self._input_names})[0]
         if self.pooling == "cls":
             pooled = hidden[:, 0, :]
         else:
@@ -338,16 +370,31 @@ class OnnxEmbedder:
             return np.zeros((0, self.dimension), dtype=np.float32)
         # Longest first, as sentence-transformers batches: less padding per batch.
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        out: np.ndarray | None = None
+        chunks = [order[start : start + self.batch_size] for start in range(0, len(order), self.batch_size)]
         with self._lock:
             self.calls += len(texts)
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
-            vectors = self._encode_batch([texts[i] for i in chunk])
-            if out is None:
-                out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
-            out[chunk] = vectors
-        assert out is not None
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        if self.workers == 1 or len(chunks) == 1:
+            for chunk in chunks:
+                out[chunk] = self._encode_batch([texts[i] for i in chunk])
+            return out
+        # Each worker thread takes the next chunk and runs it on its own session (ONNX
+        # Runtime releases the GIL while it runs); longest-first order keeps them even.
+        pending = iter(chunks)
+        taking = threading.Lock()
+
+        def work(session) -> None:
+            while True:
+                with taking:
+                    chunk = next(pending, None)
+                if chunk is None:
+                    return
+                out[chunk] = self._encode_batch([texts[i] for i in chunk], session)
+
+        sessions = self._sessions_for_bulk()
+        with ThreadPoolExecutor(len(sessions), thread_name_prefix="embed") as pool:
+            for future in [pool.submit(work, session) for session in sessions]:
+                future.result()
         return out
 
     def embed_one(self, text: str) -> np.ndarray:

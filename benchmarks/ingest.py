@@ -76,7 +76,10 @@ def main() -> None:
 
     for backend in backends:
         start = time.perf_counter()
-        embedder = get_embedder(base.embedding_model, base.embedding_batch_size, backend, base.model_cache_dir, base.embedding_memory_arena)
+        embedder = get_embedder(
+            base.embedding_model, base.embedding_batch_size, backend, base.model_cache_dir,
+            base.embedding_memory_arena, base.embedding_workers,
+        )
         embedder.embed(["warm-up"])
         emit(f"{backend}.model_load_s", time.perf_counter() - start)
 

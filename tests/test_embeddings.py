@@ -118,6 +118,22 @@ def test_onnx_vectors_match_torch(onnx_cache: Path, torch_vectors: np.ndarray, b
     assert embedder.embed([]).shape == (0, embedder.dimension) == (0, 384)
 
 
+def test_sessions_side_by_side_give_each_text_its_own_vector(onnx_cache: Path) -> None:
+    """Bulk embedding spreads calls over parallel sessions (Settings.embedding_workers): every
+    vector must land at its text's row, as one session embedding them in turn gives."""
+    model = default_embedding_model()
+    texts = TEXTS + _texts_from_fixture()
+    one = OnnxEmbedder(model, onnx_cache, quantized=True, batch_size=1, workers=1)
+    side_by_side = OnnxEmbedder(model, onnx_cache, quantized=True, batch_size=1, workers=3)
+    expected = np.stack([one.embed_one(text) for text in texts])
+    np.testing.assert_allclose(side_by_side.embed(texts), expected, atol=1e-6)
+    assert len(side_by_side._sessions_for_bulk()) == 3
+    # several texts per call: the same calls as one session makes, int8 batch-mate effect included
+    four = OnnxEmbedder(model, onnx_cache, quantized=True, batch_size=4, workers=2)
+    reference = OnnxEmbedder(model, onnx_cache, quantized=True, batch_size=4, workers=1)
+    np.testing.assert_allclose(four.embed(texts), reference.embed(texts), atol=1e-6)
+
+
 def test_export_is_reused(onnx_cache: Path) -> None:
     model = default_embedding_model()
     directory = export_dir(Path(model), onnx_cache)
