@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from assistant.embeddings import backend_for_store, default_embedding_model, get_embedder, store_family
-from assistant.onnx_embeddings import OnnxEmbedder, ensure_export, export_dir, model_settings
+from assistant.onnx_embeddings import BULK_CALLS, OnnxEmbedder, ensure_export, export_dir, model_settings
 from assistant.readers import read_paths
 from assistant.answer import AnswerPipeline
 from assistant.library import Library
@@ -126,12 +126,15 @@ def test_sessions_side_by_side_give_each_text_its_own_vector(onnx_cache: Path) -
     one = OnnxEmbedder(model, onnx_cache, quantized=True, batch_size=1, workers=1)
     side_by_side = OnnxEmbedder(model, onnx_cache, quantized=True, batch_size=1, workers=3)
     expected = np.stack([one.embed_one(text) for text in texts])
+    assert len(texts) >= BULK_CALLS  # else it would not be spread over the sessions
     np.testing.assert_allclose(side_by_side.embed(texts), expected, atol=1e-6)
-    assert len(side_by_side._sessions_for_bulk()) == 3
+    assert len(side_by_side._bulk_sessions) == 3
     # several texts per call: the same calls as one session makes, int8 batch-mate effect included
     four = OnnxEmbedder(model, onnx_cache, quantized=True, batch_size=4, workers=2)
+    four_texts = texts * 4  # enough calls of four to be bulk work
     reference = OnnxEmbedder(model, onnx_cache, quantized=True, batch_size=4, workers=1)
-    np.testing.assert_allclose(four.embed(texts), reference.embed(texts), atol=1e-6)
+    np.testing.assert_allclose(four.embed(four_texts), reference.embed(four_texts), atol=1e-6)
+    assert len(four._bulk_sessions) == 2
 
 
 def test_export_is_reused(onnx_cache: Path) -> None:
