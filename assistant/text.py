@@ -184,7 +184,7 @@ _SCAFFOLDING_WORDS = """
     please much many
     paper papers article articles publication publications anyone anything something someone know tell explain
     looking trying want wondering wonder need idea ideas exist exists mention mentions discuss discusses thing things
-    kind sort lot lots little bit quite pretty somehow
+    kind sort lot lots little bit quite pretty somehow few several show shows showing
 """.split()
 
 

@@ -288,3 +288,8 @@ def test_how_a_person_asks_is_not_what_bm25_matches():
         "network", "train", "microcontrol", "memori",
     ]
     assert query_terms("is there quite a bit of research on graph pruning?") == ["research", "graph", "prune"]
+    # "a few hundred KB" matched the title "Few-Bit Backward: ..." and put it first, ahead of
+    # the paper about training on a microcontroller in 256KB.
+    assert query_terms("Which paper shows how to train a model on a microcontroller with a few hundred KB of memory?") == [
+        "train", "model", "microcontrol", "hundr", "kb", "memori",
+    ]
