@@ -82,11 +82,9 @@ _cache_lock = threading.Lock()
 MAX_DEFAULT_WORKERS = 8
 
 
-def embedding_workers(backend: str, configured: int = 0) -> int:
-    """Sessions embedding side by side: ONNX only (torch threads its own ops); 0 means
-    one per core, at most MAX_DEFAULT_WORKERS."""
-    if backend == "torch":
-        return 1
+def embedding_workers(configured: int = 0) -> int:
+    """ONNX sessions embedding side by side (torch threads its own ops); 0 means one per
+    core, at most MAX_DEFAULT_WORKERS."""
     if configured:
         return configured
     from .onnx_embeddings import available_cores
@@ -98,7 +96,6 @@ def embedding_workers(backend: str, configured: int = 0) -> int:
 def _cached(
     model: str | None, batch_size: int, backend: str, cache_dir: str | None, memory_arena: bool, workers: int
 ) -> Embedder:
-    workers = embedding_workers(backend, workers)
     if backend == "torch":
         return Embedder(model, batch_size)
     if backend not in BACKENDS:
@@ -119,7 +116,7 @@ def _cached(
         )
     return OnnxEmbedder(  # type: ignore[return-value]
         name, cache_dir, quantized=backend == "onnx-int8", batch_size=batch_size, name=name, memory_arena=memory_arena,
-        workers=workers,
+        workers=embedding_workers(workers),
     )
 
 
