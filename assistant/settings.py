@@ -282,7 +282,7 @@ class Settings(BaseSettings):
     )
 
     # --- summaries -------------------------------------------------------------
-    summary_papers: int = Field(default=12, ge=1, le=30, description="Papers a topic summary draws on (a diverse selection).")
+    summary_papers: int = Field(default=12, ge=1, le=30, description="Papers a topic summary draws on: the first ones search ranks, less those off the topic.")
     summary_evidence_per_paper: int = Field(
         default=2, ge=1, le=10, description="Evidence sentences quoted per paper in a key-point prompt."
     )

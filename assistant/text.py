@@ -32,14 +32,19 @@ _BOILERPLATE = re.compile(
 
 
 # Statements about the field rather than the paper: what "has been shown", "recent
-# advances", what is "commonly used" or "inherently limited". A reader of a summary
+# advances", what is "commonly used", "the most common choice" or "inherently limited". A reader of a summary
 # learns nothing about the cited paper from them (benchmarks/readability.py counts them).
 _FIELD = re.compile(
     r"\b(has|have) (recently |also |long )?(been|become|gained|received|attracted|shown|emerged|demonstrated|achieved|led|grown|reigned|"
     r"provided|enabled|revolution[iz]ed|dominated|transformed|witnessed|seen)\b"
     r"|\brecent (years|advances?|advancements|progress|successes?|studies|research|work)\b"
     r"|\b(growing|increasing|rising|ever-growing|ever-increasing) (\w+ )?(demands?|interest|needs?|popularity|attention|adoption|importance)\b"
-    r"|\b(is|are) (a |an )?(widely|commonly|increasingly) used\b|\b(is|are) (highly|inherently|often) (sensitive|limited)\b",
+    r"|\b(is|are) (a |an )?(widely|commonly|increasingly) used\b|\b(is|are) (highly|inherently|often) (sensitive|limited)\b"
+    r"|\b(is|are) (the |a |an )?(most |de facto )?(common|popular|standard|default|dominant|prevailing|mainstream) "
+    r"(\w+ )?(choices?|approach(es)?|methods?|practices?|paradigms?|techniques?|options?|solutions?)\b"
+    r"|\b(continues?|continued) to (grow|increase|rise|expand|scale)\b|\b(becomes?|becoming|is|are) increasingly\b"
+    r"|\b(is|are) (one|some) of the (main|major|key|primary|biggest|central|most important|fundamental) (\w+ )?"
+    r"(factors?|challenges?|bottlenecks?|obstacles?|problems?|issues?|limitations?|concerns?)\b",
     re.IGNORECASE,
 )
 _OWN_WORK = re.compile(

@@ -168,7 +168,7 @@ def test_off_topic_retrieval_is_left_out(fixture_library):
     it is left out, the CNN papers stay."""
     stop = threading.Event()
     stop.set()  # the filter runs before any generation
-    summary = summarize_topic(fixture_library, "convolutional neural networks for image classification", 6, stop=stop)
+    summary = summarize_topic(fixture_library, "convolutional neural networks for image classification", 8, stop=stop)  # GaSNet: 8th
     assert not summary.abstained
     assert GASNET in {h.paper.id for h, _ in summary.left_out}
     assert GASNET not in {h.paper.id for h in summary.hits} and GASNET not in {p.id for p in summary.papers}
@@ -176,6 +176,21 @@ def test_off_topic_retrieval_is_left_out(fixture_library):
     assert GASNET in {item["id"] for item in summary.to_dict()["left_out"]}
     assert_citations_sound(fixture_library, summary)
     assert_readable(fixture_library, summary)
+
+
+def test_off_topic_papers_do_not_take_the_places_of_on_topic_ones(corpus_library):
+    """Diversity is sought among the on-topic papers only. MMR over the raw candidates
+    took certified training, deep hedging and flow-model papers (unlike everything chosen)
+    over the two papers most on this topic (like the memory-efficient training paper
+    already chosen), and the summary left them out."""
+    stop = threading.Event()
+    stop.set()  # retrieval and the filter run before any generation
+    summary = summarize_topic(corpus_library, "ways to train neural networks when memory is tight", stop=stop)
+    titles = {h.paper.title for h in summary.hits}
+    assert "On-Device Training Under 256KB Memory" in titles
+    assert any(title.startswith("DIVISION: Memory Efficient Training") for title in titles)
+    assert {h.paper.id for h in summary.hits} == {r.id for r in summary.references}
+    assert len({h.paper.id for h in summary.hits}) == len(summary.hits) <= 12
 
 
 def test_summary_abstains_when_nothing_is_relevant(fixture_library):
@@ -345,6 +360,17 @@ def test_a_paper_is_summarized_by_what_it_does_not_by_the_field_it_is_in(fixture
     assert is_background("Deep learning approaches have provided state-of-the-art performance in many applications.")
     assert not is_background("We have provided a benchmark of 40 tasks for on-device training.")
     assert is_background("The growing computational demands posed by neural networks necessitate low-memory training.")
+    # What is "the most common choice" is the field's practice, not the cited paper's idea.
+    assert is_background(
+        "Cross-entropy loss and focal loss are the most common choices when training deep neural networks for classification problems."
+    )
+    assert not is_background("Our loss is the most common choice among practitioners we surveyed.")
+    assert not is_background("The standard deviation of the error is 0.3.")
+    assert is_background("Memory footprint is one of the main limiting factors for large neural network training.")
+    assert is_background(
+        "As the size of deep learning models continues to grow, finding optimal training strategies becomes increasingly more important."
+    )
+    assert not is_background("We show that memory footprint is one of the main limiting factors in our setting.")
 
 
 def test_a_summing_up_connective_is_dropped_before_the_paper_is_named():

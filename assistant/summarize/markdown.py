@@ -42,7 +42,7 @@ def topic_markdown(summary: TopicSummary, fmt: str) -> str:
     count = len(summary.hits)
     themes = len(summary.themes)
     lines.append(
-        f"*{count} paper{'s' if count != 1 else ''} retrieved for this topic (a diverse selection), "
+        f"*{count} paper{'s' if count != 1 else ''} read on this topic, "
         f"{len(summary.references)} cited, in {themes} theme{'s' if themes != 1 else ''}.*"
     )
     lines.append("")

@@ -164,11 +164,12 @@ def verified(
     *,
     role: str = "",
     name_it: bool = True,
+    named_only: bool = False,
     evidence: str | None = None,
 ) -> CheckedSentence | None:
     """The best wording of `sentence` (about paper `n`) that the verifier accepts and that
-    reads on its own: framed with the name, else self-contained, else as it stands.
-    None when no wording passes."""
+    reads on its own: framed with the name, else self-contained, else as it stands
+    (`named_only`: only a wording that names the paper). None when no wording passes."""
     paper = sources[n].paper
     name = paper_name(paper)
     plain = contained(sentence, name)
@@ -179,6 +180,8 @@ def verified(
         wordings.append(plain)
     wordings.append(sentence)
     wordings = [w for i, w in enumerate(wordings) if w and w not in wordings[:i] and readable(w)]
+    if named_only:
+        wordings = [w for w in wordings if name in w]
     if not wordings:
         return None
     vectors = sources.embedder.embed(wordings)
