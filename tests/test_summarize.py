@@ -29,7 +29,7 @@ from assistant.evaluation.readability import (
     summary_sentences,
     theme_papers,
 )
-from assistant.rewrite import has_dangling_opening
+from assistant.rewrite import has_dangling_opening, short_name
 from assistant.records import Paper, normalize_title, paper_id
 from assistant.summarize import (
     cluster_papers,
@@ -105,6 +105,7 @@ def test_topic_summary_cites_only_retrieved_papers(fixture_library):
     assert_citations_sound(fixture_library, summary)
     assert_readable(fixture_library, summary)
     assert_themes_hold_their_papers(summary)
+    assert_each_paper_named(summary)  # the model's key points too, not only composed statements
     assert summary.markdown.startswith("# Summary: ")
     assert "## Overview" in summary.markdown and "## Themes" in summary.markdown
     assert all(theme.heading.strip() for theme in summary.themes)
@@ -146,6 +147,15 @@ def test_stopped_summary_is_quoted_evidence(fixture_library):
         assert len(numbers) == 1
         name = summary.papers[numbers[0] - 1].title.split(":")[0].strip()
         assert name.lower() in text.lower(), (text, name)
+
+
+def assert_each_paper_named(summary) -> None:
+    """A sentence about one paper names it: a bullet saying "we can achieve …" or "The
+    authors support their theory …" tells the reader nothing of whose work it is."""
+    for text, numbers in summary_sentences_with_numbers(summary):
+        if len(numbers) == 1:
+            name = short_name(summary.papers[numbers[0] - 1].title)
+            assert name.lower() in text.lower(), (text, name)
 
 
 def summary_sentences_with_numbers(summary):
@@ -371,6 +381,28 @@ def test_a_paper_is_summarized_by_what_it_does_not_by_the_field_it_is_in(fixture
         "As the size of deep learning models continues to grow, finding optimal training strategies becomes increasingly more important."
     )
     assert not is_background("We show that memory footprint is one of the main limiting factors in our setting.")
+
+
+def test_a_key_point_about_one_paper_is_shown_only_named(fixture_library):
+    """The model copied "We support our theory with experiments in practical deep learning
+    settings." as a key point. Framed with this paper's long title it falls below the support
+    threshold; unnamed ("The authors support their theory …") a bullet says nothing of whose
+    work it is. It is not shown: the paper gets a composed, named statement instead."""
+    from assistant.citations import CheckedSentence, Verifier
+    from assistant.evidence import SourceSet
+    from assistant.summarize import statements
+
+    paper = fixture_library.store.papers([paper_id("Perturbation Analysis of Neural Collapse")])
+    paper = next(iter(paper.values()))
+    sources = SourceSet([paper], fixture_library.embedder)
+    verifier = Verifier(sources, fixture_library.settings.support_threshold)
+    copied = "We support our theory with experiments in practical deep learning settings."
+    assert copied in paper.abstract
+    item = CheckedSentence(copied, [1], {1: (1.0, copied)})
+    unnamed = statements.verified(copied, 1, sources, verifier)
+    assert unnamed is not None and "Perturbation" not in unnamed.text  # the unnamed wording verifies...
+    polished = statements.polish(item, sources, verifier)
+    assert polished is None or short_name(paper.title) in polished.text  # ...but is not shown
 
 
 def test_a_summing_up_connective_is_dropped_before_the_paper_is_named():

@@ -214,11 +214,13 @@ def _shown_evidence(
 
 def polish(item: CheckedSentence, sources: SourceSet, verifier: Verifier) -> CheckedSentence | None:
     """A verified generated sentence, made to read on its own ("This paper proposes …" →
-    "*NUPES* proposes …") and checked again; None when it cannot be."""
+    "*NUPES* proposes …") and checked again; None when it cannot be. A sentence about one
+    paper must name it: "By using implicit MLPs, we can achieve …" as a bullet says nothing
+    of whose work it is (the caller composes a named statement for the paper instead)."""
     if len(item.cited) == 1:
         n = item.cited[0]
         evidence = item.support.get(n, (0.0, ""))[1] or None
-        result = verified(item.text, n, sources, verifier, evidence=evidence)
+        result = verified(item.text, n, sources, verifier, named_only=True, evidence=evidence)
         if result is not None:
             result.reattributed = item.reattributed
         return result
