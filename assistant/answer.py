@@ -203,7 +203,9 @@ class AnswerPipeline:
             # although that one answers: compose the answer instead.
             dropped = result.cited.dropped if result.cited else []
             result.mode = "composed"
-            result.cited = compose_answer(question, sources, scorer.score, self.settings)
+            result.cited = compose_answer(
+                question, sources, scorer.score, self.settings, order_by=self._follow_up_order(question, query, scorer)
+            )
             if not result.cited.citations:
                 result.mode = "extractive"
                 result.cited = extractive(evidence, sources, min_relevance=self.settings.answer_relevance)
@@ -275,6 +277,18 @@ class AnswerPipeline:
         for rank, hit in enumerate(merged, start=1):
             hit.rank = rank
         return merged
+
+    def _follow_up_order(self, question: str, query: str, scorer: relevance.RelevanceScorer):
+        """How to order a paper's sentences for a follow-up retrieved with the cited
+        paper's title added (None: by the scorer, as for any question). The title's words
+        fit every sentence of that paper, so on their own they pick the sentence closest to
+        its topic again ("how much faster is it?" got "One of the key components within
+        diffusion models is the UNet …"); the follow-up's own words say which sentence
+        answers. Both count equally; the scorer still decides what answers at all."""
+        if query == question:
+            return None
+        own = relevance.RelevanceScorer(question, self.library.embedder.embed_one(question), scorer.weights, self.settings)
+        return lambda sentence, vector: (scorer.score(sentence, vector) + own.score(sentence, vector)) / 2
 
     def _abstain(self, result: AnswerResult, started: float) -> AnswerResult:
         result.abstained = True
