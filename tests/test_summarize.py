@@ -189,10 +189,10 @@ def test_off_topic_retrieval_is_left_out(fixture_library):
 
 
 def test_off_topic_papers_do_not_take_the_places_of_on_topic_ones(corpus_library):
-    """Diversity is sought among the on-topic papers only. MMR over the raw candidates
-    took certified training, deep hedging and flow-model papers (unlike everything chosen)
-    over the two papers most on this topic (like the memory-efficient training paper
-    already chosen), and the summary left them out."""
+    """A summary reads search's first papers, less the off-topic ones. MMR over the raw
+    candidates took certified training, deep hedging and flow-model papers (unlike
+    everything chosen) over the two papers most on this topic (like the memory-efficient
+    training paper already chosen), and the summary left them out."""
     stop = threading.Event()
     stop.set()  # retrieval and the filter run before any generation
     summary = summarize_topic(corpus_library, "ways to train neural networks when memory is tight", stop=stop)
