@@ -180,7 +180,8 @@ class AnswerPipeline:
 
         sources = SourceSet.from_hits(hits, embedder)
         result.sources = sources
-        evidence = sources.select_evidence(query_vector, self.settings.evidence_sentences, scorer.score)
+        order_by = self._follow_up_order(question, query, scorer)
+        evidence = sources.select_evidence(query_vector, self.settings.evidence_sentences, scorer.score, order_by)
         result.timings["evidence_s"] = time.perf_counter() - started - result.timings["retrieval_s"]
 
         verifier = Verifier(sources, self.settings.support_threshold)
@@ -204,7 +205,7 @@ class AnswerPipeline:
             dropped = result.cited.dropped if result.cited else []
             result.mode = "composed"
             result.cited = compose_answer(
-                question, sources, scorer.score, self.settings, order_by=self._follow_up_order(question, query, scorer)
+                question, sources, scorer.score, self.settings, order_by=order_by
             )
             if not result.cited.citations:
                 result.mode = "extractive"

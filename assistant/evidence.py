@@ -140,17 +140,21 @@ class SourceSet:
     def numbers(self) -> list[int]:
         return list(self.sources)
 
-    def ranked_sentences(self, query_vector: np.ndarray, relevance: Relevance | None = None) -> list[EvidenceSentence]:
+    def ranked_sentences(
+        self, query_vector: np.ndarray, relevance: Relevance | None = None, order_by: Relevance | None = None
+    ) -> list[EvidenceSentence]:
         """All source sentences, best first: answering the query (`relevance(sentence,
         vector)`, the cosine by default), from a paper search ranked high (a stray on-topic
         sentence in an off-topic paper ranks lower), and not boilerplate such as "Code is
-        available at ..."."""
+        available at ...". `order_by`, if given, ranks in place of `relevance`, while each
+        sentence keeps `relevance` as how well it answers: the relevance floors were
+        calibrated on that score, not on the ranking one."""
         ranked = []
         for source in self.sources.values():
             for sentence, vector in zip(source.sentences, source.vectors):
                 answers = relevance(sentence, vector) if relevance else float(vector @ query_vector)
                 score = (
-                    answers
+                    (order_by(sentence, vector) if order_by else answers)
                     + _PAPER_RELEVANCE_WEIGHT * source.similarity
                     - (_BOILERPLATE_PENALTY if is_boilerplate(sentence) else 0.0)
                 )
@@ -165,10 +169,13 @@ class SourceSet:
                 return vector
         return None
 
-    def select_evidence(self, query_vector: np.ndarray, count: int, relevance: Relevance | None = None) -> list[EvidenceSentence]:
+    def select_evidence(
+        self, query_vector: np.ndarray, count: int, relevance: Relevance | None = None, order_by: Relevance | None = None
+    ) -> list[EvidenceSentence]:
         """The `count` sentences most relevant to the query, at least one from the top
-        sources, shown grouped by source and in abstract order so the model reads context."""
-        ranked = self.ranked_sentences(query_vector, relevance)
+        sources, shown grouped by source and in abstract order so the model reads context.
+        (`order_by`: as for :meth:`ranked_sentences`.)"""
+        ranked = self.ranked_sentences(query_vector, relevance, order_by)
         chosen: list[EvidenceSentence] = []
         seen_sources: set[int] = set()
         for evidence in ranked:  # first pass: the best sentence of each source

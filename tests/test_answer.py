@@ -173,6 +173,25 @@ def test_a_follow_up_is_answered_by_the_sentence_its_own_words_ask_for(corpus_li
     assert "41%" in follow_up.citations[0].evidence, follow_up.answer
 
 
+def test_evidence_for_the_model_is_ranked_by_the_follow_up_order_and_keeps_its_relevance(fixture_library):
+    """An instruct model's follow-up reads the evidence the follow-up's own words choose
+    (`order_by`), as a composed answer does; each sentence still carries the relevance the
+    extractive fallback's floor was calibrated on, not the ranking score."""
+    query = "What does PolyLoss propose for classification losses?"
+    vector = fixture_library.embedder.embed_one(query)
+    sources = SourceSet.from_hits(fixture_library.search(query, 2), fixture_library.embedder)
+
+    def relevance(sentence, sentence_vector):
+        return float(sentence_vector @ vector)
+
+    by_relevance = sources.select_evidence(vector, 1, relevance)
+    lowest = sources.ranked_sentences(vector, relevance)[-1]
+    by_order = sources.select_evidence(vector, 1, relevance, order_by=lambda sentence, _: float(sentence == lowest.text))
+    assert by_relevance[0].text != lowest.text
+    assert [e.text for e in by_order] == [lowest.text]
+    assert by_order[0].relevance == pytest.approx(lowest.relevance) and by_order[0].relevance < by_relevance[0].relevance
+
+
 def test_streaming_yields_verified_text_and_timings(fixture_library):
     results = list(AnswerPipeline(fixture_library).stream("What does PolyLoss propose for classification losses?"))
     final = results[-1]
