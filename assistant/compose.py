@@ -31,7 +31,7 @@ from .evidence import SourceSet
 from .records import normalize_title
 from .rewrite import has_dangling_opening, lower_first, refers_back, self_contained, short_name
 from .settings import Settings
-from .text import grounded, is_background, is_boilerplate
+from .text import background_flags, grounded, is_boilerplate
 
 Relevance = Callable[[str, np.ndarray], float]
 
@@ -103,6 +103,7 @@ class _Choice:
     relevance: float  # how well it answers the question (calibrated; thresholds apply to it)
     rank: float  # relevance adjusted for what the sentence contributes: orders a paper's sentences
     background: bool = False  # sets the scene ("X have emerged as …") rather than contributing
+    scene: bool = False  # describes the field, not the paper (assistant.text.background_flags): the last resort
 
 
 def wants_several(question: str) -> bool:
@@ -159,7 +160,7 @@ def compose_answer(
             wanted = top.relevance >= max(floor, best - _FURTHER_PAPER_MARGIN) and sources[n].similarity >= _FURTHER_PAPER_RANK
         else:  # a pointed question: a second paper only if it answers as well as the first
             wanted = top.relevance >= max(floor, best - _SECOND_PAPER_MARGIN)
-        if not wanted or top.background or any(float(top.vector @ c.vector) >= _REDUNDANT for picks in chosen for c in picks):
+        if not wanted or top.background or top.scene or any(float(top.vector @ c.vector) >= _REDUNDANT for picks in chosen for c in picks):
             continue  # not an answer (background near the question's words is not one), or said already
         chosen.append(_sentences_for(per_paper[n], floor, count=1))
 
@@ -186,7 +187,7 @@ def _candidates(
     ranks above background, a sentence stating a figure above others when the question
     asks how much (`figures`), and a sentence leaning on an earlier one ("these models") below."""
     ranked = []
-    for sentence, vector in zip(sentences, vectors):
+    for sentence, vector, scene in zip(sentences, vectors, background_flags(sentences)):
         standalone = self_contained(sentence, "the paper")
         if is_boilerplate(sentence) or sentence.rstrip().endswith("?") or standalone is None:
             continue
@@ -201,10 +202,10 @@ def _candidates(
         if refers_back(standalone):  # as displayed: "To address this problem, " is gone by then
             rank -= _REFERS_BACK_PENALTY
         background = bool(_BACKGROUND.search(sentence)) and not (_CONTRIBUTES.search(sentence) or _RESULT.search(sentence))
-        ranked.append(_Choice(n, sentence, vector, score, rank, background))
+        ranked.append(_Choice(n, sentence, vector, score, rank, background, scene))
     # A statement about the field ("KV caches have become the main memory cost …") is often
     # the closest to the question and answers nothing: the last resort, whatever its rank.
-    return sorted(ranked, key=lambda c: (is_background(c.sentence), -c.rank))
+    return sorted(ranked, key=lambda c: (c.scene, -c.rank))
 
 
 def _sentences_for(candidates: list[_Choice], floor: float, count: int = 2) -> list[_Choice]:
@@ -215,7 +216,7 @@ def _sentences_for(candidates: list[_Choice], floor: float, count: int = 2) -> l
             break
         if candidate.rank < picks[0].rank - _SECOND_SENTENCE_MARGIN or candidate.relevance < floor:
             break
-        if float(candidate.vector @ picks[0].vector) < _REDUNDANT and not is_background(candidate.sentence):
+        if float(candidate.vector @ picks[0].vector) < _REDUNDANT and not candidate.scene:
             picks.append(candidate)  # a second sentence that sets the scene adds nothing to the answer
     return picks
 

@@ -9,11 +9,13 @@ answers (benchmarks/questions_natural.jsonl: questions in users' words)
 - multi_two_plus_rate       questions with 2+ expected papers whose answer cites 2+ papers
 - dangling_opening_rate     displayed sentences opening with "This/However/To this end/…" (target 0)
 - named_share               composed answers naming every paper they cite (target 1)
+- scene                     answer sentences whose evidence is an abstract's scene-setting opening (target 0)
 - answer_s p50 / p95        time per answer, end to end
 summaries (benchmarks/topics.txt: a dozen topics worded as a researcher would)
 - headings_phrase_share     theme headings that are multi-word phrases present in their papers (target 1)
 - dangling_share            displayed summary sentences with a dangling opening (target 0)
 - background_share          displayed summary sentences about the field, not the cited paper (target 0)
+- scene                     displayed summary sentences whose evidence is an abstract's scene-setting opening (target 0)
 - misplaced                 theme sentences citing a paper outside their theme, all topics (target 0)
 - off_topic_kept            cited papers whose best sentence is below answer_relevance (summed)
 - judged_off_topic          cited papers judged off topic in benchmarks/topic_judgements.jsonl, of those judged
@@ -39,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from assistant.answer import answer_question  # noqa: E402
 from assistant.evaluation.answers import evaluate_answers, load_questions  # noqa: E402
-from assistant.evaluation.readability import topic_summary_figures  # noqa: E402
+from assistant.evaluation.readability import scene_sentences, topic_summary_figures  # noqa: E402
 from assistant.library import Library  # noqa: E402
 from assistant.rewrite import short_name  # noqa: E402
 from assistant.settings import Settings  # noqa: E402
@@ -104,12 +106,13 @@ def main() -> None:
         "dangling_opening_rate": answers["dangling_opening_rate"],
         "modes": answers["modes"],
         "named_share": named_share(results),
+        "scene": sum(len(scene_sentences(r.citations, [s.paper for s in r.sources.sources.values()])) for r in results if r.sources),
         "answer_s_p50": answers["latency_p50"],
         "answer_s_p95": answers["latency_p95"],
     }
 
     labels = {(r["topic"], r["id"]): r["label"] for r in map(json.loads, JUDGEMENTS.read_text(encoding="utf-8").splitlines())}
-    totals = {"headings": 0, "headings_phrases": 0, "sentences": 0, "dangling": 0, "background": 0, "misplaced": 0, "off_topic_kept": 0, "judged_off": 0, "judged": 0}
+    totals = {"headings": 0, "headings_phrases": 0, "sentences": 0, "dangling": 0, "background": 0, "misplaced": 0, "scene": 0, "off_topic_kept": 0, "judged_off": 0, "judged": 0}
     summary_seconds = []
     for topic in topics:
         started = time.perf_counter()
@@ -127,6 +130,7 @@ def main() -> None:
         "dangling_share": totals["dangling"] / totals["sentences"] if totals["sentences"] else None,
         "background_share": totals["background"] / totals["sentences"] if totals["sentences"] else None,
         "misplaced": totals["misplaced"],
+        "scene": totals["scene"],
         "off_topic_kept": totals["off_topic_kept"],
         "judged_off_topic": f"{totals['judged_off']} of {totals['judged']}",
         "summary_s_p50": statistics.median(summary_seconds) if summary_seconds else None,

@@ -383,6 +383,47 @@ def test_a_paper_is_summarized_by_what_it_does_not_by_the_field_it_is_in(fixture
     assert not is_background("We show that memory footprint is one of the main limiting factors in our setting.")
 
 
+def test_an_opening_the_next_sentence_turns_on_is_the_field_not_the_paper(fixture_library):
+    """DIVISION's abstract opens with the approach it departs from, worded like a
+    contribution: "Activation compressed training provides a solution …". The next sentence
+    turns on it ("However, …"). Summaries showed "In *DIVISION*, activation compressed
+    training provides a solution …", crediting the paper with prior work. A paper's own
+    sentence comes first, in summaries and in composed answers."""
+    from assistant.compose import _candidates
+    from assistant.summarize import statements
+    from assistant.text import background_flags
+
+    abstract = [
+        "Activation compressed training provides a solution towards reducing the memory cost of training deep neural networks.",
+        "However, state-of-the-art work combines a search of quantization bit-width with the training, which makes the procedure complicated.",
+        "To this end, we propose a simple and effective method to compress DNN training.",
+        "During the training, DIVISION preserves the high-precision copy of the low-frequency component and compresses the rest.",
+    ]
+    assert background_flags(abstract) == [True, False, False, False]
+    # With "we" it is the paper's own; late in an abstract, a result may precede "In contrast".
+    assert background_flags(["We compress activations to save memory.", "However, this costs accuracy."]) == [False, False]
+    late = ["We study video codecs.", "We propose NIRVANA.", "It uses patches.", "It is adaptive.", "NIRVANA speeds encoding by 12X.", "In contrast, prior works struggle."]
+    assert background_flags(late) == [False] * len(late)
+
+    topic_vector = fixture_library.embedder.embed_one("reducing the memory cost of training neural networks")
+    vectors = fixture_library.embedder.embed(abstract)
+    closeness = lambda sentence, vector: float(vector @ topic_vector)  # noqa: E731
+    assert max(range(4), key=lambda i: closeness(abstract[i], vectors[i])) == 0
+    assert statements.candidates(1, abstract, vectors, closeness)[-1].sentence == abstract[0]
+    assert _candidates(1, abstract, vectors, closeness)[-1].sentence == abstract[0]
+    # benchmarks/readability.py counts such sentences when they are shown anyway.
+    from assistant.citations import Citation
+    from assistant.evaluation.readability import scene_sentences
+    from assistant.records import Paper
+
+    paper = Paper("DIVISION: Memory Efficient Training via Dual Activation Precision", " ".join(abstract), id="division")
+    shown = [
+        Citation(1, "division", paper.title, "In *DIVISION*, activation compressed training provides a solution …", abstract[0], 0.9),
+        Citation(1, "division", paper.title, "DIVISION compresses the high-frequency component.", abstract[3], 0.9),
+    ]
+    assert scene_sentences(shown, [paper]) == [shown[0].sentence]
+
+
 def test_a_key_point_about_one_paper_is_shown_only_named(fixture_library):
     """The model copied "We support our theory with experiments in practical deep learning
     settings." as a key point. Framed with this paper's long title it falls below the support

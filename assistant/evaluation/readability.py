@@ -11,6 +11,10 @@
 - background: displayed sentences about the field rather than the cited paper ("GNNs
   are highly sensitive to …", "recent advances in …"; `assistant.text.is_background`).
   Target 0: they tell the reader nothing about the paper.
+- `scene_sentences(citations, sentences_of)`: displayed sentences whose cited evidence sets
+  the field's scene rather than stating the paper's work ("Activation compressed training
+  provides a solution …" before "However, …"; `assistant.text.background_flags` over the
+  cited abstract). Target 0: shown under the paper's name, they credit it with prior work.
 - `misplaced_sentences(summary)`: theme sentences citing a paper outside their theme
   (displayed under the wrong heading). Target 0.
 - `topic_summary_figures(summary, library)` and `paper_summary_sentences(summary)` gather
@@ -25,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from ..records import Paper
 from ..rewrite import has_dangling_opening
-from ..text import is_background
+from ..text import background_flags, evidence_sentences, is_background
 
 if TYPE_CHECKING:
     from ..library import Library
@@ -85,6 +89,19 @@ def best_relevance(library: Library, topic: str, papers: Sequence[Paper]) -> dic
     return scores
 
 
+def scene_sentences(citations: Iterable, papers: Iterable[Paper]) -> list[str]:
+    """Displayed sentences (once each) citing an abstract's scene-setting as their evidence
+    (`papers`: the cited papers, matched by id)."""
+    abstracts = {paper.id: paper.abstract for paper in papers}
+    shown: list[str] = []
+    for citation in citations:
+        sentences = evidence_sentences(abstracts.get(citation.id, ""))
+        if citation.evidence in sentences and background_flags(sentences)[sentences.index(citation.evidence)]:
+            if citation.sentence not in shown:
+                shown.append(citation.sentence)
+    return shown
+
+
 def misplaced_sentences(summary: TopicSummary) -> list[str]:
     """Theme sentences that cite a paper not in their theme (shown under the wrong heading)."""
     refs = summary.references
@@ -114,6 +131,7 @@ def topic_summary_figures(summary: TopicSummary, library: Library) -> dict:
         "dangling": sum(1 for s in sentences if has_dangling_opening(s)),
         "background": sum(1 for s in sentences if is_background(s)),
         "misplaced": len(misplaced_sentences(summary)),
+        "scene": len(scene_sentences(summary.citations, summary.papers)) if summary.papers else 0,
         "papers": len(summary.papers),
         "off_topic_kept": len(off_topic_kept(summary, library)),
         "left_out": len(getattr(summary, "left_out", [])),

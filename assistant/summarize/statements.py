@@ -23,7 +23,7 @@ from ..evidence import SourceSet
 from ..records import Paper, normalize_title
 from ..rewrite import has_dangling_opening, lower_first, refers_back, self_contained, short_name
 from ..roles import ROLE_PROMPTS, assign_roles
-from ..text import grounded, is_background, is_boilerplate, looks_like_instruction
+from ..text import background_flags, grounded, is_boilerplate, looks_like_instruction
 
 Relevance = Callable[[str, np.ndarray], float]
 
@@ -111,6 +111,7 @@ def candidates(
     if roles is not None and usable:
         assigned = assign_roles([sentences[i] for i in usable], vectors[usable], roles)
         role_of = {sentence: role for role, sentence in assigned.items()}
+    background = background_flags(sentences)
     ranked = []
     for i in usable:
         sentence = sentences[i]
@@ -121,7 +122,8 @@ def candidates(
         ranked.append(Candidate(n, sentence, vectors[i], score, role))
     # A sentence about the field ("GNNs are highly sensitive to …") is often the closest to
     # the topic and tells the least about the paper: the last resort, whatever its score.
-    return sorted(ranked, key=lambda c: (is_background(c.sentence), -c.score))
+    scene = {sentences[i] for i in usable if background[i]}
+    return sorted(ranked, key=lambda c: (c.sentence in scene, -c.score))
 
 
 def framed(sentence: str, name: str, abstract: str, role: str = "") -> str:

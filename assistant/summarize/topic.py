@@ -44,7 +44,7 @@ from ..records import Paper, normalize_title
 from ..references import format_references, normalize_format
 from ..retrieval import Hit
 from ..settings import Settings
-from ..text import cap, is_background
+from ..text import background_flags, cap, is_background
 from . import statements
 from .cleanup import near_duplicate, unique
 from .markdown import abstention_markdown, topic_markdown
@@ -265,7 +265,7 @@ class _TopicSummarizer:
         verified again); those that cannot be are dropped (the paper gets a composed one)."""
         kept = []
         for item in generated:
-            if is_background(item.text):  # copied from the field's scene-setting, not what the paper does
+            if is_background(item.text) or self._copies_the_scene(item):  # the field's scene-setting, not what the paper does
                 if self.writer is not None:
                     self.writer.stats["generated_sentences_background"] += 1
                 continue
@@ -275,6 +275,15 @@ class _TopicSummarizer:
             elif self.writer is not None:
                 self.writer.stats["generated_sentences_unreadable"] += 1
         return kept
+
+    def _copies_the_scene(self, item: CheckedSentence) -> bool:
+        """Is the sentence supported by an opening that describes the field, not the paper
+        ("Activation compressed training provides a solution …" before "However, …")?"""
+        for n, (_, source_sentence) in item.support.items():
+            sentences = self.sources[n].sentences
+            if source_sentence in sentences and background_flags(sentences)[sentences.index(source_sentence)]:
+                return True
+        return False
 
     def _overview(self, theme_points: list[list[CheckedSentence]], themes: int) -> list[CheckedSentence]:
         """The overview reduced from all key points, else the best evidence sentence quoted."""

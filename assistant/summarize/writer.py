@@ -16,7 +16,7 @@ from ..errors import LLMError
 from ..evidence import SourceSet
 from ..llm import LLM, Request
 from ..settings import Settings
-from ..text import is_background, with_markers
+from ..text import background_flags, with_markers
 from .cleanup import LEADING_JUNK, clean_line, complete_sentences, drop_unfinished, sanitize
 from .themes import Theme
 
@@ -128,7 +128,8 @@ class Writer:
         if not source.sentences:
             return []
         scores = source.vectors @ self.topic_vector
-        order = sorted(range(len(scores)), key=lambda i: (is_background(source.sentences[i]), -scores[i]))
+        background = background_flags(source.sentences)
+        order = sorted(range(len(scores)), key=lambda i: (background[i], -scores[i]))
         top = sorted(order[: self.settings.summary_evidence_per_paper])
         return [source.sentences[i] for i in top]
 
