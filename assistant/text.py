@@ -79,6 +79,11 @@ def background_flags(sentences: list[str]) -> list[bool]:
     return flags
 
 
+def sets_the_scene(sentence: str, sentences: list[str]) -> bool:
+    """Is `sentence`, one of its abstract's `sentences`, about the field (background_flags)?"""
+    return sentence in sentences and background_flags(sentences)[sentences.index(sentence)]
+
+
 def is_boilerplate(sentence: str) -> bool:
     """Links and availability notices: useful as code links, useless as evidence for a claim."""
     return bool(_BOILERPLATE.search(sentence))

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from ..records import Paper
 from ..rewrite import has_dangling_opening
-from ..text import background_flags, evidence_sentences, is_background
+from ..text import evidence_sentences, is_background, sets_the_scene
 
 if TYPE_CHECKING:
     from ..library import Library
@@ -95,10 +95,8 @@ def scene_sentences(citations: Iterable, papers: Iterable[Paper]) -> list[str]:
     abstracts = {paper.id: paper.abstract for paper in papers}
     shown: list[str] = []
     for citation in citations:
-        sentences = evidence_sentences(abstracts.get(citation.id, ""))
-        if citation.evidence in sentences and background_flags(sentences)[sentences.index(citation.evidence)]:
-            if citation.sentence not in shown:
-                shown.append(citation.sentence)
+        if sets_the_scene(citation.evidence, evidence_sentences(abstracts.get(citation.id, ""))) and citation.sentence not in shown:
+            shown.append(citation.sentence)
     return shown
 
 

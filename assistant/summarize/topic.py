@@ -44,7 +44,7 @@ from ..records import Paper, normalize_title
 from ..references import format_references, normalize_format
 from ..retrieval import Hit
 from ..settings import Settings
-from ..text import background_flags, cap, is_background
+from ..text import cap, is_background, sets_the_scene
 from . import statements
 from .cleanup import near_duplicate, unique
 from .markdown import abstention_markdown, topic_markdown
@@ -279,11 +279,7 @@ class _TopicSummarizer:
     def _copies_the_scene(self, item: CheckedSentence) -> bool:
         """Is the sentence supported by an opening that describes the field, not the paper
         ("Activation compressed training provides a solution …" before "However, …")?"""
-        for n, (_, source_sentence) in item.support.items():
-            sentences = self.sources[n].sentences
-            if source_sentence in sentences and background_flags(sentences)[sentences.index(source_sentence)]:
-                return True
-        return False
+        return any(sets_the_scene(source_sentence, self.sources[n].sentences) for n, (_, source_sentence) in item.support.items())
 
     def _overview(self, theme_points: list[list[CheckedSentence]], themes: int) -> list[CheckedSentence]:
         """The overview reduced from all key points, else the best evidence sentence quoted."""
